@@ -1,0 +1,297 @@
+"""Loading and validating ``settings.yaml``.
+
+The file is parsed once with PyYAML's composer so that every key keeps the
+line it was written on; pydantic validates the plain data, and the first
+error is reported as ``FILE:LINE: key.path: message``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from relances.daemon.errors import ConfigError
+
+CONFIG_ENV = "RELANCES_CONFIG"
+DATABASE_URL_ENV = "RELANCES_DATABASE_URL"
+LEVELS = (1, 2, 3)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LevelPolicy(_Model):
+    """What happens at one reminder level."""
+
+    delay_days: int = Field(45, ge=0)
+    channels: tuple[str, ...] = ("archive",)
+    document: Literal["letter", "statement"] = "letter"
+    attach_invoice: bool = False
+    late_charges: bool = False
+    auto_send: bool = True
+
+    @field_validator("channels")
+    @classmethod
+    def _at_least_one(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("a level needs at least one channel")
+        return value
+
+
+class Policy(_Model):
+    """A reminder policy: three levels, a minimum amount, a deadline."""
+
+    minimum_amount: Decimal = Field(Decimal("0"), ge=0)
+    formal_notice_deadline_days: int = Field(8, ge=1)
+    levels: dict[int, LevelPolicy] = Field(
+        default_factory=lambda: {n: LevelPolicy(attach_invoice=n == 3, late_charges=n == 3)
+                                 for n in LEVELS}
+    )
+
+    @field_validator("levels")
+    @classmethod
+    def _three_levels(cls, value: dict[int, LevelPolicy]) -> dict[int, LevelPolicy]:
+        if sorted(value) != list(LEVELS):
+            raise ValueError(f"levels must be exactly 1, 2 and 3, got {sorted(value)}")
+        return value
+
+    def level(self, n: int) -> LevelPolicy:
+        return self.levels[n]
+
+
+class Sender(_Model):
+    """The business that sends the reminders: the letterhead."""
+
+    name: str = "Votre entreprise"
+    address: tuple[str, ...] = ()
+    postal_code: str = ""
+    city: str = ""
+    country: str = "France"
+    siret: str = ""
+    vat_number: str = ""
+    phone: str = ""
+    email: str = ""
+    website: str = ""
+    iban: str = ""
+    bic: str = ""
+    logo: str | None = None
+    place: str | None = None
+    signatory: str = ""
+
+
+class DatabaseSettings(_Model):
+    url: str | None = None
+    echo: bool = False
+
+
+class LetterSettings(_Model):
+    templates_dir: Path | None = None
+    default_language: Literal["fr", "en"] = "fr"
+    invoice_pdf_pattern: str = "invoices/{number}.pdf"
+
+
+class LateChargeSettings(_Model):
+    """French late-payment charges (Code de commerce L441-10 and D441-5)."""
+
+    reference_rate: Decimal = Field(Decimal("2.15"), ge=0)
+    margin_points: Decimal = Field(Decimal("10"), ge=0)
+    recovery_indemnity: Decimal = Field(Decimal("40"), ge=0)
+
+    @property
+    def annual_rate(self) -> Decimal:
+        return self.reference_rate + self.margin_points
+
+
+class ScheduleSettings(_Model):
+    escalate: str | None = "30 7 * * mon-fri"
+    dispatch: str | None = "*/10 8-18 * * mon-fri"
+
+
+class DaemonSettings(_Model):
+    grace_period: float = Field(30, ge=0)
+    lease_seconds: int = Field(300, ge=10)
+    max_attempts: int = Field(8, ge=1)
+    retry_base_seconds: float = Field(60, gt=0)
+    retry_max_seconds: float = Field(6 * 3600, gt=0)
+    render_workers: int | None = Field(None, ge=1)
+    batch_size: int = Field(200, ge=1)
+    watchdog: bool = True
+
+
+class Settings(_Model):
+    """The whole configuration, as validated from ``settings.yaml``."""
+
+    data_dir: Path = Path("data")
+    timezone: str = "Europe/Paris"
+    database: DatabaseSettings = DatabaseSettings()
+    sender: Sender = Sender()
+    policies: dict[str, Policy] = Field(default_factory=lambda: {"default": Policy()})
+    letters: LetterSettings = LetterSettings()
+    late_charges: LateChargeSettings = LateChargeSettings()
+    channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"archive": {}})
+    schedule: ScheduleSettings = ScheduleSettings()
+    daemon: DaemonSettings = DaemonSettings()
+
+    # Where the file was read from; relative paths are resolved against it.
+    source: Path | None = Field(None, exclude=True)
+    lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _default_policy(self) -> Settings:
+        if "default" not in self.policies:
+            raise ValueError("policies: a policy named 'default' is required")
+        return self
+
+    @property
+    def config_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def path(self, value: str | Path) -> Path:
+        """Resolve a path from the settings against the settings file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.config_dir / p
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        env = os.environ.get(DATABASE_URL_ENV)
+        if env:
+            return env
+        if self.database.url:
+            return self.database.url.replace("{data_dir}", str(self.data_path))
+        return f"sqlite+aiosqlite:///{self.data_path / 'relances.db'}"
+
+    def policy(self, name: str | None) -> Policy:
+        return self.policies.get(name or "default", self.policies["default"])
+
+    def today(self) -> dt.date:
+        """The business date: today in the configured time zone."""
+        return dt.datetime.now(self.zone).date()
+
+    def line_of(self, *key: str | int) -> int | None:
+        """The line of ``settings.yaml`` where a key is written, if known."""
+        path = [str(k) for k in key]
+        while path:
+            line = self.lines.get(".".join(path))
+            if line is not None:
+                return line
+            path.pop()
+        return None
+
+    def where(self, *key: str | int) -> str:
+        """``FILE:LINE: key`` for an error message about a setting."""
+        name = str(self.source) if self.source else "<settings>"
+        line = self.line_of(*key)
+        dotted = ".".join(str(k) for k in key)
+        return f"{name}:{line}: {dotted}" if line else f"{name}: {dotted}"
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or "settings.yaml")
+
+
+def _walk(node: yaml.Node, prefix: tuple[str, ...]) -> Iterator[tuple[str, int]]:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = prefix + (str(key_node.value),)
+            yield ".".join(key), key_node.start_mark.line + 1
+            yield from _walk(value_node, key)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            key = prefix + (str(index),)
+            yield ".".join(key), item.start_mark.line + 1
+            yield from _walk(item, key)
+
+
+def parse_yaml(text: str, name: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML text, returning the data and the line of every key."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else "?"
+        raise ConfigError(f"{name}:{line}: invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: invalid YAML: {exc}") from None
+    lines = dict(_walk(node, ())) if node is not None else {}
+    return data, lines
+
+
+def _error_line(error: dict[str, Any], name: str, lines: dict[str, int]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) or "(top level)"
+    line = None
+    probe = list(loc)
+    while probe and line is None:
+        line = lines.get(".".join(probe))
+        probe.pop()
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    where = f"{name}:{line}" if line else name
+    return f"{where}: {key}: {message}"
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a settings file.
+
+    Raises :class:`ConfigError` with ``FILE:LINE: key: message`` when the
+    file is missing, is not YAML, or does not validate.
+    """
+    source = Path(path) if path is not None else default_config_path()
+    name = str(source)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: settings file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read settings: {exc.strerror}") from None
+    data, lines = parse_yaml(text, name)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}:1: the settings file must be a mapping of keys")
+    return settings_from_data(data, source=source.resolve(), lines=lines, name=name)
+
+
+def settings_from_data(
+    data: dict[str, Any],
+    *,
+    source: Path | None = None,
+    lines: dict[str, int] | None = None,
+    name: str = "<settings>",
+) -> Settings:
+    """Validate already-parsed settings (tests and defaults use this)."""
+    lines = lines or {}
+    try:
+        return Settings.model_validate({**data, "source": source, "lines": lines})
+    except ValidationError as exc:
+        raise ConfigError(_error_line(exc.errors()[0], name, lines)) from None

@@ -1,0 +1,33 @@
+"""The project's error hierarchy.
+
+``RelancesError`` and ``DeliveryError`` live in the plugin contract because
+channels raise them and ``plugins/`` imports nothing of the project; the
+rest of the hierarchy is here.
+"""
+
+from __future__ import annotations
+
+from relances.plugins.contract import DeliveryError, RelancesError
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "LedgerError",
+    "RelancesError",
+    "RenderError",
+]
+
+
+class ConfigError(RelancesError):
+    """``settings.yaml`` or a template does not validate.
+
+    The message names the file, the line and the key.
+    """
+
+
+class LedgerError(RelancesError):
+    """Bad input to the ledger: an import row, an unknown invoice, a bad amount."""
+
+
+class RenderError(RelancesError):
+    """A letter could not be rendered (template error, missing invoice copy)."""

@@ -1,0 +1,280 @@
+"""Every table of Relances, in one place.
+
+Money is stored as integer cents and read as :class:`~decimal.Decimal`; dates are
+dates; timestamps are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    TypeDecorator,
+    text,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+
+class Money(TypeDecorator[Decimal]):
+    """An amount in euros, stored as an integer number of cents.
+
+    Exact on SQLite (whose NUMERIC is a float underneath) and PostgreSQL
+    alike, and cheap to compare in the set-based escalation statement.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | int | str | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        cents = (Decimal(value) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        return int(cents)
+
+    def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return (Decimal(value) / 100).quantize(CENT)
+
+
+# Stable constraint names, so Alembic can alter them on SQLite and PostgreSQL alike.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+CENT = Decimal("0.01")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    affiliate_code: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    fax: Mapped[str | None] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
+    is_consumer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    policy: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    invoices: Mapped[list[Invoice]] = relationship(back_populates="customer")
+
+    @property
+    def address(self) -> tuple[str, ...]:
+        city = " ".join(p for p in (self.postal_code, self.city) if p)
+        lines = (self.address_line1, self.address_line2, city, self.country)
+        return tuple(line for line in lines if line)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 0 AND 3", name="level_range"),
+        CheckConstraint(
+            "last_reminded_level IS NULL OR last_reminded_level BETWEEN 0 AND 3",
+            name="last_level_range",
+        ),
+        # The reminders table: open invoices by due date, and per customer.
+        Index("ix_invoices_open_due", "due_date", sqlite_where=text("remaining > 0"),
+              postgresql_where=text("remaining > 0")),
+        Index("ix_invoices_customer_due", "customer_id", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
+    invoice_date: Mapped[dt.date] = mapped_column(Date)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    total: Mapped[Decimal] = mapped_column(Money())
+    remaining: Mapped[Decimal] = mapped_column(Money())
+    payment_method: Mapped[str | None] = mapped_column(String(64))
+    settlement: Mapped[str | None] = mapped_column(String(64))
+    assignment: Mapped[str | None] = mapped_column(String(64))
+    representative: Mapped[str | None] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_reminded_on: Mapped[dt.date | None] = mapped_column(Date)
+    last_reminded_level: Mapped[int | None] = mapped_column(Integer)
+    on_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    hold_reason: Mapped[str | None] = mapped_column(String(200))
+    hold_until: Mapped[dt.date | None] = mapped_column(Date)
+    pdf_path: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    customer: Mapped[Customer] = relationship(back_populates="invoices")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "paid_on", "amount", "reference",
+                         name="uq_payments_identity"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"),
+                                            index=True)
+    paid_on: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    method: Mapped[str | None] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+
+
+class HistoryEntry(Base):
+    """One step in the life of an invoice or a customer's reminders."""
+
+    __tablename__ = "history"
+    __table_args__ = (
+        Index("ix_history_invoice_at", "invoice_id", "at"),
+        Index("ix_history_customer_at", "customer_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user: Mapped[str] = mapped_column(String(100))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE")
+    )
+    # escalated | sent | failed | reprinted | imported | paid | hold | released | note
+    event: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(300))
+    level: Mapped[int | None] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(300))
+
+
+class Note(Base):
+    """A call or an exchange recorded against a customer (the "centre d'actions")."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32), default="note", server_default="note")
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Document(Base):
+    """A rendered PDF exactly as it left: the proof of sending."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Reminder(Base):
+    """The outbox: one reminder to send, through one channel.
+
+    ``key`` is unique per invoice (or statement), level and channel, so a
+    reminder is queued once whatever runs decide it is due.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'waiting')",
+            name="state_known",
+        ),
+        Index("ix_reminders_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # letter | statement
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             index=True)
+    invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+    )
+    # Invoice numbers a statement covers, comma-separated, fixed when queued.
+    invoice_numbers: Mapped[str] = mapped_column(Text, default="", server_default="")
+    level: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[str] = mapped_column(String(300))  # the level's channels, in order
+    channel_index: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_channel: Mapped[str | None] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(300))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+
+    document: Mapped[Document | None] = relationship()
+
+
+class RunRecord(Base):
+    """One escalation or dispatch run, for ``relances status``."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    host: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    summary: Mapped[str] = mapped_column(Text, default="", server_default="")
+    ok: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

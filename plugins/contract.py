@@ -1,0 +1,190 @@
+"""The channel contract: what a delivery channel receives, returns and raises.
+
+A channel is an object with a ``name``, a ``label`` (the word used in the
+history, as in "Relance niveau 2 (Courrier)") and ``async send(delivery)``
+returning a :class:`Receipt`.  It reports failure by raising
+:class:`DeliveryError`; the dispatcher alone decides whether to retry, fall
+back to the next channel of the level, or give up.
+
+This module imports nothing of the rest of the project, so a plugin author
+needs only ``relances.plugins``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+
+class RelancesError(Exception):
+    """Base of every error Relances raises on purpose.
+
+    The command line turns these into one line on stderr and a non-zero exit.
+    """
+
+
+class DeliveryError(RelancesError):
+    """A channel could not deliver.
+
+    ``retryable=True`` means "try again later" (a 4xx SMTP reply, a dropped
+    connection, a stopped printer); ``retryable=False`` means "this channel
+    will never take this delivery" (a 5xx reply, no fax number) and the
+    dispatcher falls back to the level's next channel.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """The customer a reminder is addressed to, as plain data."""
+
+    code: str
+    name: str
+    email: str | None = None
+    fax: str | None = None
+    phone: str | None = None
+    address: tuple[str, ...] = ()
+    language: str = "fr"
+    is_consumer: bool = False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One file that travels with a delivery."""
+
+    filename: str
+    content: bytes
+    mime_type: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One document on its way to one customer through one channel.
+
+    ``key`` is stable for a given reminder (invoice or statement, level,
+    channel): a resend of the same reminder carries the same key, so a
+    channel can derive a Message-ID or a job tag from it and the receiving
+    side can recognise a duplicate.
+
+    ``pdf`` is the whole document as it leaves on paper: the letter followed
+    by the invoice copies it asks for.  ``attachments`` holds the same
+    content split into files (the letter first, then each copy), which is
+    what email sends.
+    """
+
+    key: str
+    kind: Literal["letter", "statement"]
+    level: int
+    recipient: Recipient
+    subject: str
+    pdf: bytes
+    filename: str
+    attachments: tuple[Attachment, ...] = ()
+    text_body: str = ""
+    html_body: str = ""
+    invoice_numbers: tuple[str, ...] = ()
+    reprint: bool = False
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.pdf).hexdigest()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a channel hands back once it has accepted a delivery.
+
+    ``reference`` is the channel's own proof: a Message-ID, a CUPS job id, a
+    fax job id, a file path.
+    """
+
+    channel: str
+    reference: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """What a channel factory receives: its own section of ``settings.yaml``.
+
+    ``options`` is the mapping under ``channels.<name>``, unvalidated: the
+    channel checks it and raises :class:`ChannelConfigError` naming the key.
+    Relative paths are resolved against ``config_dir`` (see :meth:`path`).
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    config_dir: Path = Path(".")
+    data_dir: Path = Path("data")
+
+    def path(self, value: str | Path) -> Path:
+        """Resolve a path from the options against the configuration folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.config_dir / p)
+
+
+class ChannelConfigError(RelancesError):
+    """A channel's options in ``settings.yaml`` are wrong.
+
+    ``key`` is the option's name inside the channel's section; the host
+    adds the file and the line.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+class Channel:
+    """Base class for delivery channels.
+
+    Subclasses set ``name`` and ``label`` and implement :meth:`send`.  The
+    dispatcher opens a channel once for a batch (``async with channel:``),
+    so a channel that holds a connection (SMTP) reuses it for every
+    delivery of the batch.
+    """
+
+    name: str = ""
+    label: str = ""
+
+    def can_reach(self, recipient: Recipient) -> bool:
+        """Whether this channel has what it needs to reach ``recipient``.
+
+        The dispatcher skips a channel that cannot reach a customer (no
+        email address, no fax number) and goes to the level's next one.
+        """
+        return True
+
+    async def open(self) -> None:
+        """Prepare for a batch of deliveries (connect, log in)."""
+
+    async def close(self) -> None:
+        """End a batch; called even when a delivery failed."""
+
+    async def send(self, delivery: Delivery) -> Receipt:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Channel:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+ChannelFactory = Callable[[ChannelSettings], Channel]
+"""Builds a channel from its settings; handed to ``register`` by plugins."""
