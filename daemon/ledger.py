@@ -1,0 +1,299 @@
+"""The ledger: customers, invoices, payments, holds, notes and history.
+
+Imports are all-or-nothing: the file is parsed and validated whole before
+one row is written, and the writes share one transaction.  Re-importing a
+file changes nothing; a newer export updates amounts and dates but never
+lowers a level or erases a reminder date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from relances.daemon.errors import LedgerError
+from relances.daemon.importing import customer_rows, invoice_rows, payment_rows
+from relances.daemon.models import Customer, HistoryEntry, Invoice, Note, Payment, utcnow
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+    unchanged: int
+    customers: int
+
+    def __str__(self) -> str:
+        return (f"{self.created + self.updated + self.unchanged} rows: {self.created} new, "
+                f"{self.updated} updated, {self.unchanged} unchanged; "
+                f"{self.customers} customers")
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _greatest(session: AsyncSession, a: Any, b: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.greatest(a, b)
+    return func.max(a, b)  # SQLite's two-argument max() is scalar
+
+
+def add_history(
+    session: AsyncSession, *, user: str, event: str, action: str,
+    invoice_id: int | None = None, customer_id: int | None = None,
+    level: int | None = None, channel: str | None = None, reference: str | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    """Record one step ("Relance niveau 2 (Courrier)") against an invoice or a customer."""
+    session.add(HistoryEntry(
+        at=at or utcnow(), user=user, event=event, action=action, invoice_id=invoice_id,
+        customer_id=customer_id, level=level, channel=channel, reference=reference,
+    ))
+
+
+async def customer_ids(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(codes))):
+        result = await session.execute(
+            select(Customer.code, Customer.id).where(Customer.code.in_(chunk)))
+        found.update({code: id_ for code, id_ in result})
+    return found
+
+
+async def _existing_invoices(session: AsyncSession,
+                             numbers: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    cols = (Invoice.number, Invoice.customer_id, Invoice.invoice_date, Invoice.due_date,
+            Invoice.total, Invoice.remaining, Invoice.level, Invoice.last_reminded_on)
+    found: dict[str, tuple[Any, ...]] = {}
+    for chunk in _chunks(numbers):
+        result = await session.execute(select(*cols).where(Invoice.number.in_(chunk)))
+        found.update({row[0]: tuple(row[1:]) for row in result})
+    return found
+
+
+async def _upsert_customers_from_invoices(session: AsyncSession, rows: Sequence[Any]) -> int:
+    by_code: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        by_code[row.customer_code] = {
+            "code": row.customer_code,
+            "name": row.customer_name or row.customer_code,
+            "affiliate_code": row.affiliate_code,
+            "email": row.email,
+        }
+    values = list(by_code.values())
+    for chunk in _chunks(values):
+        stmt = _insert(session, Customer).values(
+            [{**v, "created_at": utcnow(), "updated_at": utcnow()} for v in chunk])
+        ex = stmt.excluded
+        # An empty cell in an invoice export never erases what a customer import set.
+        stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={
+            "name": case((ex.name != ex.code, ex.name), else_=Customer.name),
+            "affiliate_code": func.coalesce(ex.affiliate_code, Customer.affiliate_code),
+            "email": func.coalesce(ex.email, Customer.email),
+        })
+        await session.execute(stmt)
+    return len(values)
+
+
+async def import_invoices(session: AsyncSession, path: Path) -> ImportResult:
+    """Validate a whole invoice file, then upsert it in the caller's transaction."""
+    rows = invoice_rows(path)
+    if not rows:
+        return ImportResult(0, 0, 0, 0)
+    existing = await _existing_invoices(session, [r.number for r in rows])
+    customers = await _upsert_customers_from_invoices(session, rows)
+    ids = await customer_ids(session, (r.customer_code for r in rows))
+    created = updated = unchanged = 0
+    payloads = []
+    for row in rows:
+        payload = {
+            "number": row.number, "customer_id": ids[row.customer_code],
+            "invoice_date": row.invoice_date, "due_date": row.due_date,
+            "total": row.total, "remaining": row.remaining,
+            "payment_method": row.payment_method, "settlement": row.settlement,
+            "assignment": row.assignment, "representative": row.representative,
+            "level": row.level, "last_reminded_on": row.last_reminded_on,
+            "last_reminded_level": row.level if row.last_reminded_on else None,
+            "pdf_path": row.pdf_path, "created_at": utcnow(), "updated_at": utcnow(),
+        }
+        payloads.append(payload)
+        before = existing.get(row.number)
+        if before is None:
+            created += 1
+        elif before == (payload["customer_id"], row.invoice_date, row.due_date, row.total,
+                        row.remaining, max(before[5], row.level),
+                        _later(before[6], row.last_reminded_on)):
+            unchanged += 1
+        else:
+            updated += 1
+    for chunk in _chunks(payloads, 300):
+        await session.execute(_invoice_upsert(session, chunk))
+    return ImportResult(created, updated, unchanged, customers)
+
+
+def _later(a: dt.date | None, b: dt.date | None) -> dt.date | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def _invoice_upsert(session: AsyncSession, chunk: Sequence[dict[str, Any]]) -> Any:
+    stmt = _insert(session, Invoice).values(list(chunk))
+    ex = stmt.excluded
+    newer_reminder = and_(
+        ex.last_reminded_on.is_not(None),
+        or_(Invoice.last_reminded_on.is_(None), ex.last_reminded_on > Invoice.last_reminded_on),
+    )
+    changed = or_(
+        Invoice.customer_id != ex.customer_id, Invoice.invoice_date != ex.invoice_date,
+        Invoice.due_date != ex.due_date, Invoice.total != ex.total,
+        Invoice.remaining != ex.remaining, ex.level > Invoice.level, newer_reminder,
+    )
+    return stmt.on_conflict_do_update(index_elements=["number"], set_={
+        "customer_id": ex.customer_id,
+        "invoice_date": ex.invoice_date,
+        "due_date": ex.due_date,
+        "total": ex.total,
+        "remaining": ex.remaining,
+        "payment_method": func.coalesce(ex.payment_method, Invoice.payment_method),
+        "settlement": func.coalesce(ex.settlement, Invoice.settlement),
+        "assignment": func.coalesce(ex.assignment, Invoice.assignment),
+        "representative": func.coalesce(ex.representative, Invoice.representative),
+        "pdf_path": func.coalesce(ex.pdf_path, Invoice.pdf_path),
+        # Never lower a level, never erase a reminder date already recorded.
+        "level": _greatest(session, Invoice.level, ex.level),
+        "last_reminded_on": case((newer_reminder, ex.last_reminded_on),
+                                 else_=Invoice.last_reminded_on),
+        "last_reminded_level": case((newer_reminder, ex.last_reminded_level),
+                                    else_=Invoice.last_reminded_level),
+        "updated_at": case((changed, ex.updated_at), else_=Invoice.updated_at),
+    })
+
+
+async def import_customers(session: AsyncSession, path: Path) -> ImportResult:
+    """Validate a whole customer file, then upsert it by customer code."""
+    rows = customer_rows(path)
+    existing = await customer_ids(session, (r.code for r in rows))
+    created = updated = 0
+    for row in rows:
+        if row.code in existing:
+            if row.values:
+                await session.execute(update(Customer).where(Customer.code == row.code)
+                                      .values(**row.values, updated_at=utcnow()))
+            updated += 1
+        else:
+            if not row.values.get("name"):
+                raise LedgerError(f"{path}: customer {row.code}: a new customer needs a name")
+            session.add(Customer(code=row.code, **row.values))
+            created += 1
+    await session.flush()
+    return ImportResult(created, updated, 0, created + updated)
+
+
+async def invoice_by_number(session: AsyncSession, number: str) -> Invoice:
+    invoice = await session.scalar(select(Invoice).where(Invoice.number == number))
+    if invoice is None:
+        raise LedgerError(f"no invoice numbered {number!r}")
+    return invoice
+
+
+async def customer_by_code(session: AsyncSession, code: str) -> Customer:
+    customer = await session.scalar(select(Customer).where(Customer.code == code))
+    if customer is None:
+        raise LedgerError(f"no customer with code {code!r}")
+    return customer
+
+
+async def record_payment(
+    session: AsyncSession, invoice: Invoice, *, amount: Decimal, paid_on: dt.date,
+    user: str, method: str | None = None, reference: str = "",
+) -> bool:
+    """Record a payment and lower what remains due; False if already recorded.
+
+    A payment is identified by invoice, date, amount and reference, so
+    importing the same payments file twice records each payment once.
+    """
+    if amount <= 0:
+        raise LedgerError(f"invoice {invoice.number}: a payment must be positive, not {amount}")
+    dup = await session.scalar(select(Payment.id).where(
+        Payment.invoice_id == invoice.id, Payment.paid_on == paid_on,
+        Payment.amount == amount, Payment.reference == reference))
+    if dup is not None:
+        return False
+    if amount > invoice.remaining:
+        raise LedgerError(f"invoice {invoice.number}: payment of {amount} exceeds "
+                          f"the {invoice.remaining} still due")
+    session.add(Payment(invoice_id=invoice.id, paid_on=paid_on, amount=amount, method=method,
+                        reference=reference, recorded_by=user))
+    invoice.remaining = invoice.remaining - amount
+    state = "soldée" if invoice.remaining == 0 else f"reste {invoice.remaining}"
+    add_history(session, user=user, event="paid", invoice_id=invoice.id,
+                customer_id=invoice.customer_id,
+                action=f"Règlement de {amount} reçu le {paid_on:%d/%m/%Y} ({state})")
+    await session.flush()
+    return True
+
+
+async def import_payments(session: AsyncSession, path: Path, user: str) -> ImportResult:
+    rows = payment_rows(path)
+    created = unchanged = 0
+    for row in rows:
+        invoice = await session.scalar(select(Invoice).where(Invoice.number == row.invoice_number))
+        if invoice is None:
+            raise LedgerError(f"{row.where}: column 'invoice_number': "
+                              f"no invoice numbered {row.invoice_number!r}")
+        try:
+            recorded = await record_payment(session, invoice, amount=row.amount,
+                                            paid_on=row.paid_on, user=user, method=row.method,
+                                            reference=row.reference)
+        except LedgerError as exc:
+            raise LedgerError(f"{row.where}: {exc}") from None
+        created += recorded
+        unchanged += not recorded
+    return ImportResult(created, 0, unchanged, 0)
+
+
+async def set_hold(session: AsyncSession, invoice: Invoice, *, user: str, reason: str,
+                   until: dt.date | None = None) -> None:
+    """Put an invoice in dispute ("litige"): it is not reminded until released."""
+    invoice.on_hold, invoice.hold_reason, invoice.hold_until = True, reason, until
+    end = f" jusqu'au {until:%d/%m/%Y}" if until else ""
+    add_history(session, user=user, event="hold", invoice_id=invoice.id,
+                customer_id=invoice.customer_id, action=f"Mise en litige{end} : {reason}")
+
+
+async def release_hold(session: AsyncSession, invoice: Invoice, *, user: str) -> None:
+    invoice.on_hold, invoice.hold_reason, invoice.hold_until = False, None, None
+    add_history(session, user=user, event="released", invoice_id=invoice.id,
+                customer_id=invoice.customer_id, action="Fin de litige")
+
+
+async def add_note(session: AsyncSession, customer: Customer, *, user: str, text: str,
+                   kind: str = "note", invoice: Invoice | None = None) -> Note:
+    """Record a call or an exchange with a customer (the "centre d'actions")."""
+    if not text.strip():
+        raise LedgerError("a note needs some text")
+    note = Note(customer_id=customer.id, invoice_id=invoice.id if invoice else None,
+                user=user, kind=kind, text=text.strip())
+    session.add(note)
+    await session.flush()
+    return note

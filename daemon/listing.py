@@ -1,0 +1,107 @@
+"""The reminders table: unpaid invoices whose due date has passed.
+
+This is the seed's "Relances" screen.  Paid invoices (nothing remaining)
+and invoices not yet due never appear.  Rows come oldest due date first,
+which is also the order the partial index on open invoices serves, so the
+first page of a million-invoice ledger is read without sorting it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from relances.daemon.models import Customer, Invoice
+from sqlalchemy import Select, and_, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True)
+class ReminderRow:
+    customer_code: str
+    affiliate_code: str | None
+    customer_name: str
+    email: str | None
+    invoice_date: dt.date
+    invoice_number: str
+    assignment: str | None
+    representative: str | None
+    total: Decimal
+    remaining: Decimal
+    due_date: dt.date
+    payment_method: str | None
+    last_reminded_on: dt.date | None
+    level: int
+    days_overdue: int
+    on_hold: bool
+    hold_reason: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """Amounts as strings with a dot, dates ISO or null."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, Decimal):
+                value = f"{value:.2f}"
+            elif isinstance(value, dt.date):
+                value = value.isoformat()
+            out[key] = value
+        return out
+
+
+def open_invoices() -> Any:
+    # A literal, not a bound parameter: SQLite uses the partial index on
+    # open invoices only when the query repeats its condition word for word.
+    return Invoice.remaining > literal_column("0")
+
+
+def held(as_of: dt.date) -> Any:
+    """An invoice in dispute whose hold has not ended by ``as_of``."""
+    return and_(Invoice.on_hold.is_(True),
+                or_(Invoice.hold_until.is_(None), Invoice.hold_until >= as_of))
+
+
+def reminders_query(*, as_of: dt.date, customer: str | None = None,
+                    level: int | None = None) -> Select[Any]:
+    query = (
+        select(
+            Customer.code, Customer.affiliate_code, Customer.name, Customer.email,
+            Invoice.invoice_date, Invoice.number, Invoice.assignment, Invoice.representative,
+            Invoice.total, Invoice.remaining, Invoice.due_date, Invoice.payment_method,
+            Invoice.last_reminded_on, Invoice.level, Invoice.on_hold, Invoice.hold_until,
+            Invoice.hold_reason,
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(open_invoices(), Invoice.due_date < as_of)
+    )
+    if customer is not None:
+        query = query.where(Customer.code == customer)
+    if level is not None:
+        query = query.where(Invoice.level == level)
+    return query.order_by(Invoice.due_date, Invoice.number)
+
+
+async def reminders_table(
+    session: AsyncSession, settings: Any = None, *, as_of: dt.date,
+    customer: str | None = None, level: int | None = None,
+    limit: int | None = None, offset: int = 0,
+) -> list[ReminderRow]:
+    """The rows of the reminders table as of a business date."""
+    query = reminders_query(as_of=as_of, customer=customer, level=level)
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    result = await session.execute(query)
+    rows = []
+    for r in result:
+        on_hold = bool(r[14]) and (r[15] is None or r[15] >= as_of)
+        rows.append(ReminderRow(
+            customer_code=r[0], affiliate_code=r[1], customer_name=r[2], email=r[3],
+            invoice_date=r[4], invoice_number=r[5], assignment=r[6], representative=r[7],
+            total=r[8], remaining=r[9], due_date=r[10], payment_method=r[11],
+            last_reminded_on=r[12], level=r[13], days_overdue=(as_of - r[10]).days,
+            on_hold=on_hold, hold_reason=r[16] if on_hold else None,
+        ))
+    return rows

@@ -1,0 +1,45 @@
+"""Helpers shared by the tests (importable: ``tests`` is on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner, Result
+from relances.daemon.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "daemon" / "sample"
+
+
+def write_settings(path: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """The project's settings.yaml with some keys replaced, written to ``path``."""
+    data = yaml.safe_load((ROOT / "settings.yaml").read_text(encoding="utf-8"))
+    for key, value in (overrides or {}).items():
+        target = data
+        *parents, last = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class Cli:
+    """Runs ``relances`` in-process against the test's settings."""
+
+    def __init__(self, settings: Path) -> None:
+        self.settings = settings
+        self.runner = CliRunner()
+
+    def __call__(self, args: str | list[str], *, ok: bool = True) -> Result:
+        argv = shlex.split(args) if isinstance(args, str) else args
+        result = self.runner.invoke(
+            main, ["--config", str(self.settings), "--user", "tester", *argv],
+            catch_exceptions=False)
+        if ok and result.exit_code != 0:
+            raise AssertionError(f"relances {argv} exited {result.exit_code}:\n"
+                                 f"{result.output}{result.stderr if result.stderr_bytes else ''}")
+        return result
