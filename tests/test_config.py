@@ -82,7 +82,7 @@ def test_unknown_channel_in_a_level_is_refused_with_its_line(tmp_path: Path) -> 
     assert "pigeon" in text
     path = tmp_path / "settings.yaml"
     path.write_text(text, encoding="utf-8")
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if "pigeon" in l)
+    line = next(n for n, text_line in enumerate(text.splitlines(), 1) if "pigeon" in text_line)
     result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
     assert result.exit_code == 1
     assert f"settings.yaml:{line}: policies.default.levels.1.channels.1: " \
