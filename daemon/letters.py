@@ -8,7 +8,6 @@ the rows, check the invoice copies, and hand back a picklable
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 import re
@@ -87,16 +86,14 @@ def _file_name(language: str, kind: Kind, level: int, key: str, as_of: dt.date) 
     return f"{word}-{level}-{safe}.pdf"
 
 
-def _plugin_fields(pm: Any, context: dict[str, Any], level: int, kind: Kind) -> None:
+def _plugin_fields(pm: Any, context: dict[str, Any], level: int, kind: Kind) -> dict[str, Any]:
+    """The context plus the merge fields plugins add (they may not replace ours)."""
     from relances.plugins.manager import collect_letter_context
 
-    extra = collect_letter_context(pm, context=copy.deepcopy(context), level=level, kind=kind)
-    for key, value in (extra or {}).items():
-        if key in context:
-            log.warning("plugin merge field %r ignored: it would hide a built-in field", key)
-            continue
-        _check_plain(value, key)
-        context[key] = value
+    merged = dict(collect_letter_context(pm, context=context, level=level, kind=kind))
+    for key in merged.keys() - context.keys():
+        _check_plain(merged[key], key)
+    return merged
 
 
 _PLAIN = (str, int, float, bool, Decimal, dt.date, type(None))
@@ -123,7 +120,7 @@ def _job(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,
     context = build_context(settings, customer, invoices, kind=kind, level=level,
                             as_of=as_of, language=language)
     if pm is not None:
-        _plugin_fields(pm, context, level, kind)
+        context = _plugin_fields(pm, context, level, kind)
     key = invoices[0].number if kind == "letter" else customer.code
     return LetterJob(
         kind=kind, level=level, language=language,
@@ -156,10 +153,10 @@ async def prepare_letter(session: AsyncSession, settings: Settings, invoice_numb
 
 
 async def prepare_statement(session: AsyncSession, settings: Settings, customer_code: str, *,
-                            as_of: dt.date, pm: Any = None) -> LetterJob:
+                            as_of: dt.date, pm: Any = None, level: int | None = None) -> LetterJob:
     """One statement for a customer: all their overdue unpaid invoices not in dispute.
 
-    Written at the highest level among them.
+    Written at the highest level among them, or at ``level`` when given.
     """
     customer = (await session.execute(
         select(Customer).where(Customer.code == customer_code)
@@ -174,7 +171,7 @@ async def prepare_statement(session: AsyncSession, settings: Settings, customer_
     )).scalars())
     if not invoices:
         raise RenderError(f"customer {customer_code} has no overdue invoice: nothing to send")
-    level = max(i.level for i in invoices)
+    level = max(i.level for i in invoices) if level is None else level
     if level == 0:
         raise RenderError(f"customer {customer_code}: every overdue invoice is at level 0: "
                           "nothing to send")
