@@ -1,0 +1,257 @@
+"""The email channel against a real SMTP server (aiosmtpd with STARTTLS and AUTH)."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from relances.plugins import (
+    Attachment,
+    Channel,
+    ChannelConfigError,
+    ChannelSettings,
+    DeliveryError,
+    Recipient,
+    build_channel,
+    get_plugin_manager,
+)
+from servers import (
+    SMTP_USER,
+    SmtpServer,
+    free_port,
+    make_delivery,
+    make_pdf,
+    pdf_text,
+    smtp_server,
+    smtps_server,
+    tls_files,
+)
+
+__all__ = ["smtp_server", "smtps_server", "tls_files"]  # fixtures used by name
+
+
+def email_channel(**options: Any) -> Channel:
+    return build_channel(get_plugin_manager(load_entrypoints=False), "email",
+                         ChannelSettings("email", options))
+
+
+def attachments(message: EmailMessage) -> list[tuple[str, bytes]]:
+    return [(part.get_filename() or "", part.get_content()) for part in message.iter_attachments()]
+
+
+async def test_letter_arrives_over_starttls_with_auth(smtp_server: SmtpServer) -> None:
+    channel = email_channel(**smtp_server.channel_options(reply_to="compta@entreprise.example"))
+    receipt = await channel.send(make_delivery())
+
+    [received] = smtp_server.handler.messages
+    message = received.message
+    assert received.login == SMTP_USER
+    assert received.mail_from == "relances@entreprise.example"
+    assert received.rcpt_tos == ["compta@intel.example"]
+    assert message["Subject"] == "Relance : facture COD_F1026"
+    assert str(message["To"]) == "INTEL <compta@intel.example>"
+    assert str(message["From"]) == "Service comptable <relances@entreprise.example>"
+    assert str(message["Reply-To"]) == "compta@entreprise.example"
+    assert receipt.channel == "email"
+    assert receipt.reference == message["Message-ID"]
+    assert receipt.reference.endswith("@entreprise.example>")
+    body = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert body is not None and "ci-joint notre relance" in body.get_content()
+    assert html is not None and "<p>Madame, Monsieur,</p>" in html.get_content()
+    [(filename, content)] = attachments(message)
+    assert filename == "relance-COD_F1026.pdf"
+    assert "Facture COD_F1026 : reste 253,06 €" in pdf_text(content)
+
+
+async def test_batch_reuses_one_connection_and_resend_keeps_message_id(
+    smtp_server: SmtpServer,
+) -> None:
+    channel = email_channel(**smtp_server.channel_options())
+    delivery = make_delivery()
+    async with channel:
+        first = await channel.send(delivery)
+        other = await channel.send(make_delivery(key="letter:COD_F2000:1"))
+    again = await channel.send(delivery)
+
+    one, two, three = smtp_server.handler.messages
+    assert one.session == two.session, "a batch must reuse its connection"
+    assert three.session != one.session
+    assert first.reference == again.reference == one.message["Message-ID"]
+    assert other.reference != first.reference
+
+
+async def test_reprint_is_a_new_message_pointing_at_the_original(
+    smtp_server: SmtpServer,
+) -> None:
+    channel = email_channel(**smtp_server.channel_options())
+    original = await channel.send(make_delivery())
+    reprint = await channel.send(make_delivery(reprint=True))
+
+    assert reprint.reference != original.reference
+    assert smtp_server.handler.messages[1].message["References"] == original.reference
+
+
+async def test_letter_and_invoice_copy_are_separate_attachments(
+    smtp_server: SmtpServer,
+) -> None:
+    letter, invoice = make_pdf("Lettre de relance"), make_pdf("Facture COD_F1026 copie")
+    delivery = make_delivery(attachments=(Attachment("relance.pdf", letter),
+                                          Attachment("COD_F1026.pdf", invoice)))
+    await email_channel(**smtp_server.channel_options()).send(delivery)
+
+    [received] = smtp_server.handler.messages
+    names = [name for name, _ in attachments(received.message)]
+    texts = [pdf_text(content) for _, content in attachments(received.message)]
+    assert names == ["relance.pdf", "COD_F1026.pdf"]
+    assert texts == ["Lettre de relance", "Facture COD_F1026 copie"]
+
+
+async def test_implicit_tls(smtps_server: SmtpServer) -> None:
+    channel = email_channel(**smtps_server.channel_options())
+    receipt = await channel.send(make_delivery())
+    [received] = smtps_server.handler.messages
+    assert received.message["Message-ID"] == receipt.reference
+    assert received.login == SMTP_USER
+
+
+@pytest.mark.parametrize(("reply", "retryable"), [
+    ("451 4.3.0 Temporary failure, try later", True),
+    ("550 5.7.1 Message rejected as spam", False),
+])
+async def test_data_refusal_sets_retryable_from_the_reply_class(
+    smtp_server: SmtpServer, reply: str, retryable: bool,
+) -> None:
+    smtp_server.handler.data_replies.append(reply)
+    channel = email_channel(**smtp_server.channel_options())
+    async with channel:
+        with pytest.raises(DeliveryError) as caught:
+            await channel.send(make_delivery())
+        assert caught.value.retryable is retryable
+        assert reply.split()[0] in caught.value.reason
+        # The connection is still good for the rest of the batch.
+        await channel.send(make_delivery())
+    assert len(smtp_server.handler.messages) == 1
+
+
+@pytest.mark.parametrize(("reply", "retryable"), [
+    ("450 4.2.1 Mailbox busy", True),
+    ("550 5.1.1 No such user", False),
+])
+async def test_refused_recipient(smtp_server: SmtpServer, reply: str, retryable: bool) -> None:
+    smtp_server.handler.refuse_rcpt["compta@intel.example"] = reply
+    with pytest.raises(DeliveryError) as caught:
+        await email_channel(**smtp_server.channel_options()).send(make_delivery())
+    assert caught.value.retryable is retryable
+    assert "compta@intel.example" in caught.value.reason
+    assert smtp_server.handler.messages == []
+
+
+async def test_one_of_two_addresses_refused_still_delivers(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.refuse_rcpt["old@intel.example"] = "550 5.1.1 No such user"
+    recipient = Recipient(code="INT01", name="INTEL",
+                          email="compta@intel.example; old@intel.example")
+    receipt = await email_channel(**smtp_server.channel_options()).send(
+        make_delivery(recipient=recipient))
+    [received] = smtp_server.handler.messages
+    assert received.rcpt_tos == ["compta@intel.example"]
+    assert "old@intel.example" in receipt.detail
+
+
+async def test_dropped_connection_is_retryable_and_the_batch_reconnects(
+    smtp_server: SmtpServer,
+) -> None:
+    smtp_server.handler.drop_next_data = True
+    channel = email_channel(**smtp_server.channel_options())
+    async with channel:
+        with pytest.raises(DeliveryError) as caught:
+            await channel.send(make_delivery())
+        assert caught.value.retryable is True
+        receipt = await channel.send(make_delivery())
+    [received] = smtp_server.handler.messages
+    assert received.message["Message-ID"] == receipt.reference
+
+
+async def test_server_down_is_retryable() -> None:
+    channel = email_channel(host="127.0.0.1", port=free_port(), security="none",
+                            from_address="relances@entreprise.example", timeout=5)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery())
+    assert caught.value.retryable is True
+
+
+async def test_wrong_password_is_permanent(
+    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RELANCES_TEST_SMTP_PASSWORD", "wrong")
+    with pytest.raises(DeliveryError) as caught:
+        await email_channel(**smtp_server.channel_options()).send(make_delivery())
+    assert caught.value.retryable is False
+    assert "535" in caught.value.reason
+
+
+async def test_untrusted_certificate_is_permanent(smtp_server: SmtpServer) -> None:
+    options = smtp_server.channel_options()
+    del options["ca_file"]
+    with pytest.raises(DeliveryError) as caught:
+        await email_channel(**options).send(make_delivery())
+    assert caught.value.retryable is False
+    assert "TLS" in caught.value.reason
+
+
+async def test_header_injection_through_the_customer_is_impossible(
+    smtp_server: SmtpServer,
+) -> None:
+    channel = email_channel(**smtp_server.channel_options())
+    evil_name = Recipient(code="INT01", name="INTEL\r\nBcc: victim@attacker.example",
+                          email="compta@intel.example")
+    await channel.send(make_delivery(recipient=evil_name,
+                                     subject="Relance\r\nBcc: other@attacker.example"))
+    [received] = smtp_server.handler.messages
+    assert received.rcpt_tos == ["compta@intel.example"]
+    assert received.message["Bcc"] is None
+    assert "\n" not in str(received.message["To"])
+    assert "\n" not in str(received.message["Subject"])
+
+    evil_address = Recipient(code="INT01", name="INTEL",
+                             email="compta@intel.example\r\nBcc: victim@attacker.example")
+    assert not channel.can_reach(evil_address)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery(recipient=evil_address))
+    assert caught.value.retryable is False
+    assert len(smtp_server.handler.messages) == 1
+
+
+def test_can_reach_needs_a_valid_address() -> None:
+    channel = email_channel(from_address="relances@entreprise.example")
+    assert channel.can_reach(Recipient("A", "A", email="a@b.example"))
+    assert channel.can_reach(Recipient("A", "A", email="a@b.example, c@d.example"))
+    assert not channel.can_reach(Recipient("A", "A"))
+    assert not channel.can_reach(Recipient("A", "A", email="not an address"))
+    assert not channel.can_reach(Recipient("A", "A", email="a@"))
+
+
+def test_configuration_errors_name_the_key(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def key_of(**options: Any) -> str:
+        with pytest.raises(ChannelConfigError) as caught:
+            email_channel(**options)
+        return caught.value.key
+
+    sender = {"from_address": "relances@entreprise.example"}
+    assert key_of() == "from_address"
+    assert key_of(from_address="nobody") == "from_address"
+    assert key_of(**sender, security="ssl") == "security"
+    assert key_of(**sender, hostname="smtp.example") == "hostname"
+    monkeypatch.delenv("RELANCES_NO_SUCH_VARIABLE", raising=False)
+    assert key_of(**sender, username="u", password_env="RELANCES_NO_SUCH_VARIABLE") \
+        == "password_env"
+    assert key_of(**sender, username="u") == "password_env"
+    assert key_of(**sender, ca_file="/nonexistent/ca.pem") == "ca_file"
+
+    with caplog.at_level(logging.WARNING):
+        email_channel(**sender, username="u", password="inline")
+    assert "password_env" in caplog.text

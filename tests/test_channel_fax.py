@@ -1,0 +1,146 @@
+"""The fax channel: a real HylaFAX server (no modem, so jobs wait in the
+queue) and an email-to-fax gateway played by aiosmtpd.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from relances.channels.fax import dial_string, normalise_number
+from relances.plugins import (
+    Channel,
+    ChannelConfigError,
+    ChannelSettings,
+    DeliveryError,
+    Recipient,
+    build_channel,
+    get_plugin_manager,
+)
+from servers import (
+    HylafaxServer,
+    SmtpServer,
+    free_port,
+    hylafax_server,
+    make_delivery,
+    pdf_text,
+    smtp_server,
+    tls_files,
+)
+
+__all__ = ["hylafax_server", "smtp_server", "tls_files"]  # fixtures used by name
+
+
+def fax_channel(**options: Any) -> Channel:
+    return build_channel(get_plugin_manager(load_entrypoints=False), "fax",
+                         ChannelSettings("fax", options))
+
+
+@pytest.mark.parametrize(("written", "e164"), [
+    ("01 45 67 89 01", "+33145678901"),
+    ("01.45.67.89.01", "+33145678901"),
+    ("0145678901", "+33145678901"),
+    ("+33 1 45 67 89 01", "+33145678901"),
+    ("+33 (0)1 45 67 89 01", "+33145678901"),
+    ("0033 1 45 67 89 01", "+33145678901"),
+    ("+44 20 7946 0018", "+442079460018"),
+])
+def test_numbers_are_normalised(written: str, e164: str) -> None:
+    assert normalise_number(written) == e164
+
+
+@pytest.mark.parametrize("written", ["", "12", "01 45 67", "fax: 01 45 67 89 01", "+33 1 45;rm"])
+def test_bad_numbers_are_refused(written: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_number(written)
+
+
+def test_dial_formats() -> None:
+    assert dial_string("+33145678901", "e164") == "+33145678901"
+    assert dial_string("+33145678901", "national") == "0145678901"
+    assert dial_string("+33145678901", "national", "0") == "00145678901"
+    assert dial_string("+33145678901", "international") == "0033145678901"
+    assert dial_string("+33145678901", "digits") == "33145678901"
+
+
+def test_can_reach_needs_a_fax_number() -> None:
+    channel = fax_channel()
+    assert channel.label == "Fax"
+    assert channel.can_reach(Recipient("INT01", "INTEL", fax="01 45 67 89 01"))
+    assert not channel.can_reach(Recipient("INT01", "INTEL"))
+    assert not channel.can_reach(Recipient("INT01", "INTEL", fax="voir email"))
+
+
+async def test_hylafax_queues_the_job(hylafax_server: HylafaxServer) -> None:
+    channel = fax_channel(host=hylafax_server.host)
+    receipt = await channel.send(make_delivery())
+    hylafax_server.jobs.append(receipt.reference)
+
+    assert receipt.channel == "fax"
+    assert receipt.reference.isdigit()
+    status = hylafax_server.status()
+    [line] = [row for row in status.splitlines() if row.split()[:1] == [receipt.reference]]
+    assert "+33145678901" in line
+
+
+async def test_hylafax_refuses_a_customer_without_fax(hylafax_server: HylafaxServer) -> None:
+    channel = fax_channel(host=hylafax_server.host)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery(recipient=Recipient("INT01", "INTEL")))
+    assert caught.value.retryable is False
+
+
+async def test_hylafax_server_down_is_retryable() -> None:
+    channel = fax_channel(host=f"127.0.0.1:{free_port()}", timeout=20)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery())
+    assert caught.value.retryable is True
+
+
+def test_sendfax_gets_an_argument_list_with_the_job_tag() -> None:
+    channel = fax_channel(host="fax.example", resolution="low", max_dials=3)
+    from pathlib import Path
+
+    argv = channel.sendfax_argv(  # type: ignore[attr-defined]
+        make_delivery(), "+33145678901", Path("/tmp/x.pdf"))
+    assert argv == ["sendfax", "-h", "fax.example", "-n", "-l", "-s", "a4", "-T", "3",
+                    "-i", "letter:COD_F1026:1", "-d", "+33145678901", "/tmp/x.pdf"]
+
+
+async def test_gateway_emails_the_pdf_to_the_number_address(smtp_server: SmtpServer) -> None:
+    options = smtp_server.channel_options(backend="gateway",
+                                          address_template="{number}@fax.example")
+    channel = fax_channel(**options)
+    async with channel:
+        receipt = await channel.send(make_delivery())
+
+    [received] = smtp_server.handler.messages
+    assert received.rcpt_tos == ["33145678901@fax.example"]
+    assert received.message["Message-ID"] == receipt.reference
+    [part] = list(received.message.iter_attachments())
+    assert "Facture COD_F1026 : reste 253,06 €" in pdf_text(part.get_content())
+
+
+async def test_gateway_failure_is_reported_like_email(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.data_replies.append("554 5.7.1 Unknown fax number")
+    options = smtp_server.channel_options(backend="gateway", dial_format="international",
+                                          address_template="fax-{number}@fax.example")
+    with pytest.raises(DeliveryError) as caught:
+        await fax_channel(**options).send(make_delivery())
+    assert caught.value.retryable is False
+    assert smtp_server.handler.messages == []
+
+
+def test_configuration_errors_name_the_key() -> None:
+    def key_of(**options: Any) -> str:
+        with pytest.raises(ChannelConfigError) as caught:
+            fax_channel(**options)
+        return caught.value.key
+
+    assert key_of(backend="modem") == "backend"
+    assert key_of(dial_format="french") == "dial_format"
+    assert key_of(backend="gateway", from_address="a@b.example") == "address_template"
+    assert key_of(backend="gateway", from_address="a@b.example",
+                  address_template="{numero}@fax.example") == "address_template"
+    assert key_of(backend="gateway", address_template="{number}@fax.example") == "from_address"
+    assert key_of(address_template="{number}@fax.example") == "address_template"

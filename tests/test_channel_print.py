@@ -1,0 +1,96 @@
+"""The print channel against a real cupsd with the cups-pdf virtual printer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from relances.plugins import (
+    Channel,
+    ChannelConfigError,
+    ChannelSettings,
+    DeliveryError,
+    build_channel,
+    get_plugin_manager,
+)
+from servers import CupsServer, cups_server, free_port, make_delivery, pdf_text
+
+__all__ = ["cups_server"]  # fixture used by name
+
+
+def print_channel(**options: Any) -> Channel:
+    return build_channel(get_plugin_manager(load_entrypoints=False), "print",
+                         ChannelSettings("print", options))
+
+
+async def test_letter_lands_as_a_pdf(cups_server: CupsServer) -> None:
+    channel = print_channel(printer=cups_server.printer, server=cups_server.server,
+                            sides="two-sided-long-edge", options={"print-quality": "4"})
+    before = cups_server.pdfs()
+    receipt = await channel.send(make_delivery())
+
+    assert receipt.channel == "print"
+    assert receipt.reference.startswith(f"{cups_server.printer}-")
+    assert channel.label == "Courrier"
+    printed = cups_server.wait_for_pdf(before)
+    assert "Facture COD_F1026 : reste 253,06 €" in pdf_text(printed.read_bytes())
+
+
+async def test_each_job_gets_its_own_id(cups_server: CupsServer) -> None:
+    channel = print_channel(printer=cups_server.printer, server=cups_server.server)
+    async with channel:
+        first = await channel.send(make_delivery())
+        second = await channel.send(make_delivery(key="letter:COD_F2000:1"))
+    assert first.reference != second.reference
+
+
+def test_lp_gets_an_argument_list_with_the_options() -> None:
+    channel = print_channel(printer="Bureau", server="cups.example:631", copies=2,
+                            sides="two-sided-long-edge", options={"InputSlot": "Tray2"})
+    assert isinstance(channel, Channel)
+    argv = channel.lp_argv(make_delivery())  # type: ignore[attr-defined]
+    assert argv == ["lp", "-h", "cups.example:631", "-d", "Bureau", "-n", "2",
+                    "-t", "relance-COD_F1026.pdf", "-o", "media=A4",
+                    "-o", "sides=two-sided-long-edge", "-o", "InputSlot=Tray2"]
+
+
+async def test_stopped_printer_is_a_clear_retryable_error(cups_server: CupsServer) -> None:
+    channel = print_channel(printer=cups_server.stopped_printer, server=cups_server.server)
+    before = cups_server.pdfs()
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery())
+    assert caught.value.retryable is True
+    assert f"printer {cups_server.stopped_printer} is stopped" in caught.value.reason
+    assert "paper jam" in caught.value.reason
+    assert f"cupsenable {cups_server.stopped_printer}" in caught.value.reason
+    assert cups_server.pdfs() == before
+
+
+async def test_unknown_queue_is_permanent(cups_server: CupsServer) -> None:
+    channel = print_channel(printer="NoSuchQueue", server=cups_server.server)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery())
+    assert caught.value.retryable is False
+    assert "unknown printer 'NoSuchQueue'" in caught.value.reason
+
+
+async def test_cups_not_running_is_retryable() -> None:
+    channel = print_channel(printer="RelancesPDF", server=f"127.0.0.1:{free_port()}",
+                            timeout=20)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery())
+    assert caught.value.retryable is True
+    assert "CUPS is not running" in caught.value.reason
+
+
+def test_configuration_errors_name_the_key() -> None:
+    def key_of(**options: Any) -> str:
+        with pytest.raises(ChannelConfigError) as caught:
+            print_channel(**options)
+        return caught.value.key
+
+    assert key_of() == "printer"
+    assert key_of(printer="-dOther") == "printer"
+    assert key_of(printer="PDF", copies=0) == "copies"
+    assert key_of(printer="PDF", sides="both") == "sides"
+    assert key_of(printer="PDF", options={"bad name": "x"}) == "options.bad name"
