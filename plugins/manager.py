@@ -187,8 +187,8 @@ def available_channels(pm: pluggy.PluginManager) -> dict[str, RegisteredChannel]
             )
         if name in channels:
             raise PluginError(
-                f"plugin {current!r} registered channel {name!r}, "
-                f"which plugin {channels[name].plugin!r} already provides"
+                f"plugins {channels[name].plugin!r} and {current!r} both register channel "
+                f"{name!r}; block one of them with ${BLOCK_ENV}"
             )
         if not callable(factory):
             raise PluginError(
@@ -290,11 +290,15 @@ def collect_letter_context(
                     f"plugin {impl.plugin_name!r}: merge field names must be strings, "
                     f"got {key!r}"
                 )
+            if key in origin:
+                raise PluginError(
+                    f"plugins {origin[key]!r} and {impl.plugin_name!r} both set merge "
+                    f"field {key!r}"
+                )
             if key in merged:
-                owner = f"plugin {origin[key]!r}" if key in origin else "the letter itself"
                 raise PluginError(
                     f"plugin {impl.plugin_name!r} tried to set merge field {key!r}, "
-                    f"which {owner} already provides"
+                    "which the letter itself already provides"
                 )
             merged[key] = value
             origin[key] = impl.plugin_name
