@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import logging
 import re
 import subprocess
@@ -278,3 +279,25 @@ def test_every_hook_has_a_doc_section_and_a_test() -> None:
     for name, signature in _hooks():
         assert signature in headings, f"docs/plugins.md lacks a section '## `{signature}`'"
         assert name in tests, f"no test implements the hook {name}"
+
+
+def test_plugins_command_lists_plugins_versions_and_channels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+    from relances.daemon.commands.plugins import plugins_command
+
+    monkeypatch.setenv("RELANCES_BLOCK_PLUGINS", "relances.channels.fax")
+    result = CliRunner().invoke(plugins_command, [])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["PLUGIN", "VERSION", "CHANNELS"]
+    assert any(line.startswith("relances.channels.printer") and line.endswith("print")
+               for line in lines)
+    assert "relances.channels.fax " not in result.output
+    assert lines[-1] == "blocked by $RELANCES_BLOCK_PLUGINS: relances.channels.fax"
+
+    result = CliRunner().invoke(plugins_command, ["--json"])
+    entries = {entry["name"]: entry for entry in json.loads(result.output)}
+    assert entries["relances.channels.email"]["channels"] == ["email"]
+    assert entries["relances.channels.email"]["version"]
