@@ -18,7 +18,15 @@ from typing import Any
 
 from relances.daemon.errors import LedgerError
 from relances.daemon.importing import customer_rows, invoice_rows, payment_rows
-from relances.daemon.models import Customer, HistoryEntry, Invoice, Note, Payment, utcnow
+from relances.daemon.models import (
+    Customer,
+    HistoryEntry,
+    Invoice,
+    Note,
+    Payment,
+    RunRecord,
+    utcnow,
+)
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +34,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of an invoice's history, whatever table it comes from."""
+
+    at: dt.datetime
+    user: str
+    action: str
+    event: str
+    level: int | None = None
+    channel: str | None = None
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,3 +318,30 @@ async def add_note(session: AsyncSession, customer: Customer, *, user: str, text
     session.add(note)
     await session.flush()
     return note
+
+
+def escalation_action(level: int) -> str:
+    """The history line of an escalation step, in the seed's language."""
+    return f"Passage au niveau {level} (incrémentation)"
+
+
+async def invoice_history(session: AsyncSession, invoice_id: int) -> list[Step]:
+    """Every step of an invoice, newest first: reminders, escalations, payments, holds."""
+    entries = await session.execute(
+        select(HistoryEntry).where(HistoryEntry.invoice_id == invoice_id))
+    steps = [Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference)
+             for e in entries.scalars()]
+    invoice = await session.get(Invoice, invoice_id)
+    runs = {} if invoice is None else {
+        level: run_id for level, run_id in ((1, invoice.level1_run_id), (2, invoice.level2_run_id),
+                                            (3, invoice.level3_run_id)) if run_id is not None}
+    if runs:
+        found = await session.execute(select(RunRecord).where(RunRecord.id.in_(runs.values())))
+        by_id = {run.id: run for run in found.scalars()}
+        steps += [Step(by_id[run_id].started_at, by_id[run_id].user, escalation_action(level),
+                       "escalated", level) for level, run_id in runs.items() if run_id in by_id]
+    return sorted(steps, key=lambda step: _aware(step.at), reverse=True)
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC

@@ -143,6 +143,12 @@ class Invoice(Base):
     hold_reason: Mapped[str | None] = mapped_column(String(200))
     hold_until: Mapped[dt.date | None] = mapped_column(Date)
     pdf_path: Mapped[str | None] = mapped_column(String(500))
+    # The escalation runs that raised the invoice to levels 1, 2 and 3: the
+    # invoice's escalation history, at no cost beyond the UPDATE that raises
+    # it (runs hold the time and the user; they are never deleted).
+    level1_run_id: Mapped[int | None] = mapped_column(Id)
+    level2_run_id: Mapped[int | None] = mapped_column(Id)
+    level3_run_id: Mapped[int | None] = mapped_column(Id)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -266,14 +272,16 @@ class Reminder(Base):
 
 
 class RunRecord(Base):
-    """One escalation or dispatch run, for ``relances status``."""
+    """One escalation or dispatch run: when, by whom, with what result."""
 
     __tablename__ = "runs"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     job: Mapped[str] = mapped_column(String(32))
+    user: Mapped[str] = mapped_column(String(100), default="", server_default="")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     host: Mapped[str] = mapped_column(String(200), default="", server_default="")
     summary: Mapped[str] = mapped_column(Text, default="", server_default="")
     ok: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+

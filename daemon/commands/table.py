@@ -15,8 +15,9 @@ from relances.daemon.app import App
 from relances.daemon.cli import async_command
 from relances.daemon.commands.ledger import as_of_option
 from relances.daemon.listing import ReminderRow, open_invoices, reminders_table
-from relances.daemon.models import HistoryEntry, Invoice, Note
+from relances.daemon.models import Invoice, Note
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 HEADERS = ("Code", "Affilié", "Nom", "email", "Date Fac.", "N° Fac.", "Affect.", "Repr.",
            "Total Fac.", "Reste", "Échéance", "Relancé le", "N", "Retard", "Litige")
@@ -70,14 +71,11 @@ async def list_command(app: App, customer: str | None, level: int | None, as_of:
     click.echo(render_rows(rows, output))
 
 
-async def history_lines(app: App, session: object, invoice_id: int) -> list[list[str]]:
-    result = await session.execute(  # type: ignore[attr-defined]
-        select(HistoryEntry).where(HistoryEntry.invoice_id == invoice_id)
-        .order_by(HistoryEntry.at.desc(), HistoryEntry.id.desc()))
+async def history_lines(app: App, session: AsyncSession, invoice_id: int) -> list[list[str]]:
     lines = []
-    for entry in result.scalars():
-        day, time = fmt.local_time(entry.at, app.settings.zone)
-        lines.append([day, time, entry.action, entry.user, entry.reference or ""])
+    for step in await ledger.invoice_history(session, invoice_id):
+        day, time = fmt.local_time(step.at, app.settings.zone)
+        lines.append([day, time, step.action, step.user, step.reference or ""])
     return lines
 
 

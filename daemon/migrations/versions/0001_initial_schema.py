@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-27 17:58:55.548245
+Revises:
+Create Date: 2026-11-27 18:10:05.309252
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def upgrade() -> None:
     op.create_table('runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('job', sa.String(length=32), nullable=False),
+    sa.Column('user', sa.String(length=100), server_default='', nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('host', sa.String(length=200), server_default='', nullable=False),
@@ -78,6 +79,9 @@ def upgrade() -> None:
     sa.Column('hold_reason', sa.String(length=200), nullable=True),
     sa.Column('hold_until', sa.Date(), nullable=True),
     sa.Column('pdf_path', sa.String(length=500), nullable=True),
+    sa.Column('level1_run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('level2_run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('level3_run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('last_reminded_level IS NULL OR last_reminded_level BETWEEN 0 AND 3', name=op.f('ck_invoices_last_level_range')),

@@ -1,0 +1,155 @@
+"""Escalation on a million open invoices, against a bare UPDATE of the same rows.
+
+Builds 1,000,000 open invoices over 50,000 customers in a SQLite file (due
+dates over the last 400 days, levels spread as a real ledger's are), then,
+on two identical copies of that file and in this one process:
+
+- runs ``escalate()``: the run's record, the set-based UPDATE that raises
+  every eligible invoice and notes the run on it, and the count per level;
+- runs a bare ``UPDATE invoices SET level = level + 1`` of exactly the rows
+  escalation moved (their ids held in a temporary table beforehand).
+
+It prints both times and their ratio (goal: at most 1.5), then the time of
+the first page of the reminders table on that database (goal: under a
+second).  Times are the best of ``--repeat`` runs; the ratio is what to
+compare between machines, not the seconds.
+
+    .venv/bin/python bench/escalate.py [--invoices 1000000] [--customers 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import random
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from relances.daemon import storage
+from relances.daemon.config import settings_from_data
+from relances.daemon.escalation import escalate
+from relances.daemon.listing import reminders_table
+from sqlalchemy import text
+
+AS_OF = dt.date(2026, 11, 27)
+
+
+async def create_schema(path: Path) -> None:
+    engine = storage.create_engine(f"sqlite+aiosqlite:///{path}")
+    await storage.upgrade(engine)
+    await engine.dispose()
+
+
+def fill(path: Path, invoices: int, customers: int) -> None:
+    rng = random.Random(42)
+    db = sqlite3.connect(path)
+    now = dt.datetime.now(dt.UTC).isoformat(sep=" ")
+    db.executemany(
+        "INSERT INTO customers (id, code, name, language, is_consumer, opted_out, created_at, "
+        "updated_at) VALUES (?, ?, ?, 'fr', 0, ?, ?, ?)",
+        ((i, f"C{i:06d}", f"Client {i}", int(i % 500 == 0), now, now)
+         for i in range(1, customers + 1)))
+
+    def rows():  # type: ignore[no-untyped-def]
+        for i in range(1, invoices + 1):
+            due = AS_OF - dt.timedelta(days=rng.randint(-30, 400))
+            level = rng.choices((0, 1, 2, 3), weights=(55, 25, 12, 8))[0]
+            sent = due + dt.timedelta(days=rng.randint(46, 120)) if level else None
+            if sent and sent > AS_OF:
+                sent = AS_OF
+            cents = rng.randint(1_000, 500_000)
+            yield (i, f"F{i:08d}", rng.randint(1, customers), (due - dt.timedelta(days=30)).isoformat(),
+                   due.isoformat(), cents, cents, level, sent.isoformat() if sent else None,
+                   level if sent else None, now, now)
+
+    db.executemany(
+        "INSERT INTO invoices (id, number, customer_id, invoice_date, due_date, total, remaining, "
+        "level, last_reminded_on, last_reminded_level, on_hold, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)", rows())
+    db.commit()
+    db.execute("ANALYZE")
+    db.close()
+
+
+async def time_escalation(path: Path) -> tuple[float, int, list[int]]:
+    settings = settings_from_data({})
+    engine = storage.create_engine(f"sqlite+aiosqlite:///{path}")
+    sessions = storage.sessionmaker(engine)
+    async with engine.connect() as conn:
+        before = dict((await conn.execute(text("SELECT id, level FROM invoices"))).all())
+    started = time.perf_counter()
+    async with sessions.begin() as session:
+        result = await escalate(session, settings, as_of=AS_OF, user="bench")
+    elapsed = time.perf_counter() - started
+    async with engine.connect() as conn:
+        after = dict((await conn.execute(text("SELECT id, level FROM invoices"))).all())
+    await engine.dispose()
+    moved = [i for i, level in after.items() if level != before[i]]
+    return elapsed, result.total, moved
+
+
+async def time_bare_update(path: Path, moved: list[int]) -> float:
+    engine = storage.create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TEMP TABLE moved (id INTEGER PRIMARY KEY)"))
+        for start in range(0, len(moved), 50_000):
+            await conn.execute(text("INSERT INTO moved (id) VALUES (:id)"),
+                               [{"id": i} for i in moved[start:start + 50_000]])
+    started = time.perf_counter()  # like escalate(), the transaction and its commit count
+    async with engine.begin() as conn:  # same pooled connection: the temp table is there
+        await conn.execute(text(
+            "UPDATE invoices SET level = level + 1 WHERE id IN (SELECT id FROM moved)"))
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return elapsed
+
+
+async def time_first_page(path: Path) -> float:
+    engine = storage.create_engine(f"sqlite+aiosqlite:///{path}")
+    sessions = storage.sessionmaker(engine)
+    async with sessions() as session:  # open the connection outside the timing
+        await session.execute(text("SELECT 1"))
+        started = time.perf_counter()
+        rows = await reminders_table(session, as_of=AS_OF, limit=50)
+        elapsed = time.perf_counter() - started
+    await engine.dispose()
+    assert len(rows) == 50
+    return elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--invoices", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="relances-bench-") as tmp:
+        base = Path(tmp) / "base.db"
+        started = time.perf_counter()
+        await create_schema(base)
+        fill(base, args.invoices, args.customers)
+        print(f"built {args.invoices:,} invoices over {args.customers:,} customers "
+              f"in {time.perf_counter() - started:.1f} s")
+        ours, bare = [], []
+        for run in range(args.repeat):
+            copy_a, copy_b = Path(tmp) / f"a{run}.db", Path(tmp) / f"b{run}.db"
+            shutil.copy(base, copy_a)
+            shutil.copy(base, copy_b)
+            elapsed, total, moved = await time_escalation(copy_a)
+            ours.append(elapsed)
+            bare.append(await time_bare_update(copy_b, moved))
+            print(f"run {run + 1}: escalate {elapsed:.2f} s ({total:,} invoices moved), "
+                  f"bare UPDATE {bare[-1]:.2f} s")
+        page = min([await time_first_page(base) for _ in range(3)])
+    print(f"escalation: {min(ours):.2f} s; bare UPDATE of the same rows: {min(bare):.2f} s")
+    print(f"ratio escalation / bare UPDATE: {min(ours) / min(bare):.2f} (goal: <= 1.5)")
+    print(f"first page of `list` (50 rows): {page * 1000:.0f} ms (goal: < 1000 ms)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set Relances up and run one whole reminder pass on the embedded default:
+# a SQLite database in ./data, the sample customers and invoices (the two
+# rows of the ERP's screen and a few more), escalation as of today, and the
+# reminder letters written as PDFs into ./data/letters.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+relances() { .venv/bin/relances --config settings.yaml "$@"; }
+
+relances check-config
+relances init
+relances import customers daemon/sample/customers.csv
+relances import invoices daemon/sample/seed.tsv
+relances import invoices daemon/sample/invoices.tsv
+relances escalate
+relances send
+echo
+relances list
+echo
+echo "Letters written to $(pwd)/data/letters:"
+ls -1 data/letters
