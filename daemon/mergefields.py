@@ -114,8 +114,10 @@ REPORT_FIELDS: dict[str, str] = {
     "totals.by_level[].remaining": "sum still due at that level",
 }
 
-# Paths whose value is an opaque group in the catalogue (documented elsewhere).
-_LEAVES = {"invoice", "sender"}
+# Groups documented once elsewhere: the letter's invoice is one of `invoices[]`,
+# the report's sender is the letters' sender.
+LETTER_GROUPS = frozenset({"invoice"})
+REPORT_GROUPS = frozenset({"sender"})
 
 
 def sample_customer(*, consumer: bool = False, language: str = "fr") -> Customer:
@@ -167,13 +169,14 @@ def sample_report_context(settings: Settings, language: str = "fr") -> dict[str,
     return report_context(settings, rows, as_of=SAMPLE_DATE, language=language)
 
 
-def field_paths(value: Any, prefix: str = "") -> Iterator[str]:
+def field_paths(value: Any, groups: frozenset[str] = frozenset(),
+                prefix: str = "") -> Iterator[str]:
     """Dotted paths of a context's leaves, lists of dicts as ``name[].field``."""
-    if isinstance(value, dict) and prefix not in _LEAVES:
+    if isinstance(value, dict) and prefix not in groups:
         for key, item in value.items():
-            yield from field_paths(item, f"{prefix}.{key}" if prefix else key)
+            yield from field_paths(item, groups, f"{prefix}.{key}" if prefix else key)
     elif isinstance(value, list) and value and isinstance(value[0], dict):
-        yield from field_paths(value[0], f"{prefix}[]")
+        yield from field_paths(value[0], groups, f"{prefix}[]")
     else:
         yield prefix
 
