@@ -44,7 +44,9 @@ def webhook_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         pytest.skip(f"pip is not available for {sys.executable}")
     source = tmp_path_factory.mktemp("example") / "relances-webhook"
     shutil.copytree(EXAMPLE, source)
-    done = _pip("install", "--no-deps", "-q", str(source))
+    # Build isolation fetches the example's build backend from the package
+    # index; fail fast rather than hit the test timeout when it is unreachable.
+    done = _pip("install", "--no-deps", "-q", "--retries", "1", "--timeout", "15", str(source))
     if done.returncode != 0:  # no registry to fetch the build backend from
         done = _pip("install", "--no-deps", "--no-build-isolation", "-q", str(source))
     assert done.returncode == 0, f"pip install failed:\n{done.stdout}\n{done.stderr}"
