@@ -10,10 +10,12 @@ import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relances.daemon import storage
 from relances.daemon.config import Settings, load_settings
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 USER_ENV = "RELANCES_USER"
 
@@ -35,6 +37,7 @@ class App:
     user: str = field(default_factory=default_user)
     _engine: AsyncEngine | None = None
     _sessions: async_sessionmaker[AsyncSession] | None = None
+    _plugins: Any = None
 
     @classmethod
     def load(cls, config: str | Path | None = None, user: str | None = None) -> App:
@@ -53,6 +56,15 @@ class App:
         if self._sessions is None:
             self._sessions = storage.sessionmaker(self.engine)
         return self._sessions
+
+    @property
+    def plugins(self) -> Any:
+        """The plugin manager, with the built-in channels and installed plugins."""
+        if self._plugins is None:
+            from relances.plugins.manager import get_plugin_manager
+
+            self._plugins = get_plugin_manager()
+        return self._plugins
 
     async def ready(self) -> None:
         """Fail with a clear message unless the schema is up to date."""

@@ -86,7 +86,7 @@ def main(ctx: click.Context, config: Path | None, user: str | None, verbose: int
 
 def command_modules() -> tuple[str, ...]:
     """The modules under ``relances.daemon.commands`` whose commands are registered."""
-    return ("setup", "ledger", "table", "escalate", "letters")
+    return ("setup", "ledger", "table", "escalate", "send", "letters", "plugins")
 
 
 def _register() -> None:

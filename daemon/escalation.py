@@ -59,7 +59,7 @@ class EscalationResult:
         return f"{self.total} invoices escalated ({parts})"
 
 
-def _policy_groups(settings: Settings) -> Iterator[tuple[str, ColumnElement[bool]]]:
+def policy_groups(settings: Settings) -> Iterator[tuple[str, ColumnElement[bool]]]:
     """Each policy with the condition that picks its customers' invoices."""
     named = [name for name in settings.policies if name != "default"]
     for name in named:
@@ -114,7 +114,7 @@ def _clock(settings: Settings, level: int, *, as_of: dt.date,
            days: int | None) -> ColumnElement[bool]:
     """Invoices at ``level`` whose delay before ``level + 1`` has run out."""
     per_policy = []
-    for name, in_group in _policy_groups(settings):
+    for name, in_group in policy_groups(settings):
         policy = settings.policies[name]
         delay = days if days is not None else policy.level(level + 1).delay_days
         cutoff = as_of - dt.timedelta(days=delay)

@@ -236,7 +236,7 @@ class Reminder(Base):
     __tablename__ = "reminders"
     __table_args__ = (
         CheckConstraint(
-            "state IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'waiting')",
+            "state IN ('pending', 'sending', 'sent', 'failed', 'cancelled')",
             name="state_known",
         ),
         Index("ix_reminders_due", "state", "next_attempt_at"),
@@ -262,6 +262,9 @@ class Reminder(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     last_error: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(100))
+    # The business date the reminder was asked for (`send --as-of`); the
+    # letter is dated and "Relancé le" stamped with it.  NULL: the day it leaves.
+    as_of: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     sent_channel: Mapped[str | None] = mapped_column(String(64))

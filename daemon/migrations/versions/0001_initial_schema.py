@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 18:10:05.309252
+Create Date: 2026-11-27 18:14:19.544389
 """
 
 from __future__ import annotations
@@ -161,12 +161,13 @@ def upgrade() -> None:
     sa.Column('claimed_by', sa.String(length=100), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('requested_by', sa.String(length=100), nullable=False),
+    sa.Column('as_of', sa.Date(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('sent_channel', sa.String(length=64), nullable=True),
     sa.Column('reference', sa.String(length=300), nullable=True),
     sa.Column('document_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.CheckConstraint("state IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'waiting')", name=op.f('ck_reminders_state_known')),
+    sa.CheckConstraint("state IN ('pending', 'sending', 'sent', 'failed', 'cancelled')", name=op.f('ck_reminders_state_known')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_reminders_customer_id_customers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['document_id'], ['documents.id'], name=op.f('fk_reminders_document_id_documents')),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_reminders_invoice_id_invoices'), ondelete='CASCADE'),

@@ -1,0 +1,121 @@
+"""``relances send`` and ``relances reprint``: reminders leaving by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+from sqlalchemy import select
+
+from relances.daemon import ledger, outbox
+from relances.daemon.app import App
+from relances.daemon.cli import async_command
+from relances.daemon.commands.ledger import as_of_option
+from relances.daemon.dispatch import Dispatcher
+from relances.daemon.errors import LedgerError
+from relances.daemon.models import Customer, Invoice
+from relances.daemon.rendering import Renderer
+from relances.daemon.reprint import reprint
+
+PROGRESS_FROM = 20
+
+
+async def _preview(app: App, request: outbox.Request) -> None:
+    """What ``send`` would queue, without writing anything."""
+    async with app.sessions() as session:
+        queued = await outbox.queue(session, app.settings, request, user=app.user)
+        rows = []
+        if queued.ids:
+            from relances.daemon.models import Reminder
+
+            result = await session.execute(
+                select(Reminder.kind, Reminder.invoice_numbers, Reminder.level, Reminder.channels,
+                       Customer.code).join(Customer, Customer.id == Reminder.customer_id)
+                .where(Reminder.id.in_(queued.ids)).order_by(Reminder.id))
+            rows = list(result)
+        await session.rollback()
+    for kind, numbers, level, channels, code in rows:
+        what = "statement" if kind == "statement" else "letter"
+        click.echo(f"{code}: {what} level {level} for {numbers} by {channels.replace(',', ' > ')}")
+    click.echo(f"dry run: {len(rows)} reminders would be sent; {queued.already} already sent "
+               "or queued; nothing written")
+
+
+@click.command("send")
+@click.option("--customer", default=None, help="Only this customer.")
+@click.option("--invoice", "number", default=None, help="Only this invoice.")
+@click.option("--statement", is_flag=True,
+              help="One statement per customer instead of one letter per invoice.")
+@click.option("--channel", default=None, help="Use this channel instead of the level's.")
+@as_of_option
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
+@click.option("--force", is_flag=True,
+              help="Send again what was already sent at the invoice's current level.")
+@async_command
+async def send_command(app: App, customer: str | None, number: str | None, statement: bool,
+                       channel: str | None, as_of: dt.date | None, dry_run: bool,
+                       force: bool) -> None:
+    """Send the reminders due at the invoices' current levels.
+
+    One letter per invoice, or one statement per customer with --statement;
+    for everyone, one customer or one invoice.  "Relancé le" is stamped
+    only on what a channel accepted.
+    """
+    async with app.sessions() as session:
+        if customer:
+            await ledger.customer_by_code(session, customer)
+        if number:
+            invoice = await ledger.invoice_by_number(session, number)
+            if invoice.level == 0:
+                raise LedgerError(f"invoice {number} is at level 0: nothing to send yet "
+                                  "(run `relances escalate` first)")
+    if channel and channel not in app.settings.channels:
+        raise LedgerError(f"channel {channel!r} is not configured in {app.settings.source}")
+    request = outbox.Request(as_of=as_of, customer=customer, invoice=number, statement=statement,
+                             channel=channel, force=force)
+    if dry_run:
+        await _preview(app, request)
+        return
+    async with app.sessions.begin() as session:
+        queued = await outbox.queue(session, app.settings, request, user=app.user)
+    if not queued.ids:
+        hint = " (use --force to send again)" if queued.already else ""
+        click.echo(f"nothing to send: {queued.already} already sent or queued{hint}")
+        return
+    async with Renderer(app.settings) as renderer:
+        dispatcher = Dispatcher(app, app.plugins, renderer)
+        if len(queued.ids) >= PROGRESS_FROM and sys.stderr.isatty():
+            with click.progressbar(length=len(queued.ids), label="sending",
+                                   file=sys.stderr) as bar:
+                dispatcher.progress = bar.update
+                summary = await dispatcher.run(only=queued.ids)
+        else:
+            summary = await dispatcher.run(only=queued.ids)
+    for reason in summary.reasons:
+        click.echo(f"  {reason}", err=True)
+    skipped = f"; {queued.already} skipped (already sent or queued)" if queued.already else ""
+    click.echo(f"{summary}{skipped}")
+    if summary.failed:
+        sys.exit(1)
+
+
+@click.command("reprint")
+@click.argument("number")
+@click.option("--channel", default=None,
+              help="Send through this channel [default: the one it left by].")
+@async_command
+async def reprint_command(app: App, number: str, channel: str | None) -> None:
+    """Send again the exact document that last left for invoice NUMBER.
+
+    Recorded in the history; changes neither the level nor "Relancé le".
+    """
+    async with app.sessions() as session:
+        exists = await session.scalar(select(Invoice.id).where(Invoice.number == number))
+    if exists is None:
+        raise LedgerError(f"no invoice numbered {number!r}")
+    receipt = await reprint(app, number, channel=channel)
+    click.echo(f"{number}: reprinted by {receipt.channel} ({receipt.reference})")
+
+
+COMMANDS = [send_command, reprint_command]

@@ -1,0 +1,219 @@
+"""The outbox: what is due to leave, queued once, claimed with a lease.
+
+A reminder is queued in the same transaction that decides it is due, under
+a key unique per invoice (or statement), level and channels, so however
+many runs decide it, it is queued once.  Dispatchers claim due rows with a
+lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several daemons share
+one queue); a row whose lease ran out, because its daemon died, is claimed
+again.  Retries are scheduled in the row itself, never in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relances.daemon.config import DaemonSettings, Settings
+from relances.daemon.escalation import policy_groups
+from relances.daemon.listing import held, open_invoices
+from relances.daemon.models import Customer, Invoice, Reminder, utcnow
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to queue: the CLI's ``send`` options, or the daemon's defaults."""
+
+    as_of: dt.date | None = None
+    customer: str | None = None
+    invoice: str | None = None
+    statement: bool = False
+    channel: str | None = None
+    force: bool = False
+    auto_only: bool = False  # the daemon sends only levels with auto_send
+
+
+@dataclass
+class Queued:
+    ids: list[int] = field(default_factory=list)
+    already: int = 0  # due, but already queued or sent under the same key
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def sendable(as_of: dt.date) -> ColumnElement[bool]:
+    """An invoice that a reminder may go to at all: open, overdue, not disputed."""
+    opted_out = select(Customer.id).where(Customer.opted_out.is_(True))
+    return and_(open_invoices(), Invoice.due_date < as_of, not_(held(as_of)),
+                Invoice.customer_id.not_in(opted_out))
+
+
+def not_yet_reminded(level: Any) -> ColumnElement[bool]:
+    return or_(Invoice.last_reminded_level.is_(None), Invoice.last_reminded_level < level)
+
+
+def _filters(request: Request) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if request.customer:
+        conditions.append(Invoice.customer_id.in_(
+            select(Customer.id).where(Customer.code == request.customer)))
+    if request.invoice:
+        conditions.append(Invoice.number == request.invoice)
+    return conditions
+
+
+def _force_suffix() -> str:
+    return f":again-{utcnow():%Y%m%dT%H%M%S%f}"
+
+
+async def queue_letters(session: AsyncSession, settings: Settings, request: Request,
+                        as_of: dt.date, user: str) -> Queued:
+    """Queue one letter per invoice due for a reminder at its current level."""
+    queued = Queued()
+    now = utcnow()
+    for name, in_group in policy_groups(settings):
+        policy = settings.policies[name]
+        for level in (1, 2, 3):
+            rules = policy.level(level)
+            if request.auto_only and not rules.auto_send:
+                continue
+            if rules.document == "statement" and not request.invoice:
+                continue  # this level sends statements (queue_statements)
+            channels = request.channel or ",".join(rules.channels)
+            due = [Invoice.level == level, sendable(as_of), in_group, *_filters(request)]
+            conditions = due if request.force else [*due, not_yet_reminded(level)]
+            suffix = _force_suffix() if request.force else ""
+            key = (literal("letter:") + Invoice.number + literal(f":{level}:{channels}{suffix}"))
+            rows = select(
+                key, literal("letter"), Invoice.customer_id, Invoice.id, Invoice.number,
+                literal(level), literal(channels), literal(PENDING),
+                literal(now, Reminder.next_attempt_at.type),
+                literal(user), literal(request.as_of, Reminder.as_of.type),
+                literal(now, Reminder.created_at.type),
+            ).where(*conditions)
+            stmt = _insert(session, Reminder).from_select(
+                ["key", "kind", "customer_id", "invoice_id", "invoice_numbers", "level",
+                 "channels", "state", "next_attempt_at", "requested_by", "as_of", "created_at"],
+                rows,
+            ).on_conflict_do_nothing(index_elements=["key"]).returning(Reminder.id)
+            ids = list((await session.execute(stmt)).scalars())
+            queued.ids.extend(ids)
+            total = await session.scalar(select(func.count()).select_from(Invoice).where(*due))
+            queued.already += (total or 0) - len(ids)
+    return queued
+
+
+async def queue_statements(session: AsyncSession, settings: Settings, request: Request,
+                           as_of: dt.date, user: str) -> Queued:
+    """Queue one statement per customer with an invoice due for a reminder.
+
+    The statement is written at the highest level among the customer's
+    overdue invoices; it is queued when its level sends statements, or
+    always with ``--statement``.
+    """
+    conditions = [Invoice.level >= 1, sendable(as_of), *_filters(request)]
+    if not request.force:
+        conditions.append(or_(Invoice.last_reminded_level.is_(None),
+                              Invoice.last_reminded_level < Invoice.level))
+    due_customers = select(Invoice.customer_id).where(*conditions).distinct()
+    customers = (await session.execute(
+        select(Customer).where(Customer.id.in_(due_customers)).order_by(Customer.code)
+    )).scalars().all()
+    queued = Queued()
+    for customer in customers:
+        covered = (await session.execute(
+            select(Invoice.number, Invoice.level)
+            .where(Invoice.customer_id == customer.id, sendable(as_of), Invoice.level >= 1)
+            .order_by(Invoice.due_date, Invoice.number))).all()
+        level = max(lvl for _, lvl in covered)
+        rules = settings.policy(customer.policy).level(level)
+        if not request.statement and rules.document != "statement":
+            continue
+        if request.auto_only and not rules.auto_send:
+            continue
+        numbers = ",".join(n for n, _ in covered)
+        channels = request.channel or ",".join(rules.channels)
+        digest = hashlib.sha256(numbers.encode()).hexdigest()[:12]
+        suffix = _force_suffix() if request.force else ""
+        key = f"statement:{customer.code}:{level}:{digest}:{channels}{suffix}"
+        stmt = _insert(session, Reminder).values(
+            key=key, kind="statement", customer_id=customer.id, invoice_numbers=numbers,
+            level=level, channels=channels, state=PENDING, next_attempt_at=utcnow(),
+            requested_by=user, as_of=request.as_of, created_at=utcnow(),
+        ).on_conflict_do_nothing(index_elements=["key"]).returning(Reminder.id)
+        new_id = await session.scalar(stmt)
+        if new_id is None:
+            queued.already += 1
+        else:
+            queued.ids.append(new_id)
+    return queued
+
+
+async def queue(session: AsyncSession, settings: Settings, request: Request, *,
+                user: str) -> Queued:
+    """Queue every reminder the request makes due, in the caller's transaction."""
+    as_of = request.as_of or settings.today()
+    statements = await queue_statements(session, settings, request, as_of, user)
+    if request.statement:
+        return statements
+    letters = await queue_letters(session, settings, request, as_of, user)
+    return Queued(statements.ids + letters.ids, statements.already + letters.already)
+
+
+def _due(now: dt.datetime) -> ColumnElement[bool]:
+    return or_(and_(Reminder.state == PENDING, Reminder.next_attempt_at <= now),
+               and_(Reminder.state == SENDING, Reminder.lease_until < now))
+
+
+async def claim(session: AsyncSession, daemon: DaemonSettings, *, worker: str,
+                limit: int, only: Sequence[int] | None = None) -> list[int]:
+    """Take up to ``limit`` due reminders for ``worker``, with a lease.
+
+    Commits nothing: the caller commits at once, so other workers see the
+    lease.  On PostgreSQL, rows another worker is claiming are skipped, not
+    waited for.
+    """
+    now = utcnow()
+    candidates = select(Reminder.id).where(_due(now))
+    if only is not None:
+        candidates = candidates.where(Reminder.id.in_(list(only)))
+    candidates = (candidates.order_by(Reminder.next_attempt_at, Reminder.id).limit(limit)
+                  .with_for_update(skip_locked=True))
+    stmt = (update(Reminder).where(Reminder.id.in_(candidates.scalar_subquery()))
+            .values(state=SENDING, claimed_by=worker,
+                    lease_until=now + dt.timedelta(seconds=daemon.lease_seconds),
+                    attempts=Reminder.attempts + 1)
+            .returning(Reminder.id)
+            .execution_options(synchronize_session=False))
+    return sorted((await session.execute(stmt)).scalars())
+
+
+def retry_delay(daemon: DaemonSettings, attempts: int) -> float:
+    """Exponential backoff with jitter: base × 2^(n-1), ±25 %, capped."""
+    delay = min(daemon.retry_base_seconds * 2 ** max(attempts - 1, 0), daemon.retry_max_seconds)
+    return delay * random.uniform(0.75, 1.25)
+
+
+async def next_due_at(session: AsyncSession) -> dt.datetime | None:
+    """When the next pending reminder (or an expired lease) falls due."""
+    pending = await session.scalar(
+        select(func.min(Reminder.next_attempt_at)).where(Reminder.state == PENDING))
+    leased = await session.scalar(
+        select(func.min(Reminder.lease_until)).where(Reminder.state == SENDING))
+    times = [t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (pending, leased) if t]
+    return min(times) if times else None
