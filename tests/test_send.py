@@ -1,0 +1,210 @@
+"""Sending by hand: ``relances send`` through real SMTP, CUPS and HylaFAX servers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import SAMPLE, Cli, write_settings
+from servers import (  # noqa: F401 - fixtures
+    CupsServer,
+    HylafaxServer,
+    SmtpServer,
+    cups_server,
+    hylafax_server,
+    pdf_text,
+    smtp_server,
+    tls_files,
+)
+
+
+def channels(level1: list[str], **options: dict[str, Any]) -> dict[str, Any]:
+    levels = {n: {"delay_days": 45, "channels": level1 if n == 1 else ["archive"],
+                  "attach_invoice": n == 3, "late_charges": n == 3} for n in (1, 2, 3)}
+    return {"policies.default.levels": levels,
+            "channels": {"archive": {"folder": "letters"}, **options}}
+
+
+def make_cli(tmp_path: Path, database_url: str, overrides: dict[str, Any]) -> Cli:
+    path = write_settings(tmp_path / "settings.yaml", {"database.url": database_url, **overrides})
+    cli = Cli(path)
+    cli("init")
+    cli(["import", "customers", str(SAMPLE / "customers.csv")])
+    cli(["import", "invoices", str(SAMPLE / "seed.tsv")])
+    return cli
+
+
+def listed(cli: Cli, code: str) -> dict[str, Any]:
+    (row,) = json.loads(cli(f"list --format json --customer {code} --as-of 22/11/2024").stdout)
+    return row
+
+
+def attachment_texts(message: Any) -> list[str]:
+    return [pdf_text(part.get_content()) for part in message.iter_attachments()]
+
+
+def test_send_emails_the_level_1_letter_and_stamps_relance_le(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    cli = make_cli(tmp_path, database_url,
+                   channels(["email", "print"], email=smtp_server.channel_options()))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    out = cli("send --customer INT01 --as-of 22/11/2024").stdout
+    assert "1 sent (1 by email), 0 failed" in out
+
+    (received,) = smtp_server.handler.messages
+    message = received.message
+    assert received.rcpt_tos == ["compta@intel.example"]
+    assert message["Subject"] == "Relance n°1 – facture COD_F1026"
+    (letter,) = attachment_texts(message)
+    assert "INTEL" in letter and "COD_F1026" in letter and "680,40 €" in letter
+
+    row = listed(cli, "INT01")
+    assert (row["level"], row["last_reminded_on"]) == (1, "2024-11-22")
+    assert "22/11/2024" in cli("list --customer INT01 --as-of 22/11/2024").stdout
+    history = cli("history COD_F1026").stdout
+    assert "Relance niveau 1 (Email)" in history
+    assert message["Message-ID"].strip("<>") in history
+
+    again = cli("send --customer INT01 --as-of 22/11/2024").stdout
+    assert "nothing to send: 1 already sent or queued (use --force to send again)" in again
+    assert len(smtp_server.handler.messages) == 1
+    assert "1 sent" in cli("send --customer INT01 --as-of 22/11/2024 --force").stdout
+    assert len(smtp_server.handler.messages) == 2
+
+
+def test_customer_without_email_goes_to_the_printer(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer,
+        cups_server: CupsServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(
+        ["email", "print"], email=smtp_server.channel_options(),
+        print={"printer": cups_server.printer, "server": cups_server.server}))
+    cli("escalate --customer DAN01 --as-of 22/11/2024")
+    before = cups_server.pdfs()
+    assert "1 sent (1 by print)" in cli("send --invoice COD_F1023 --as-of 22/11/2024").stdout
+    printed = pdf_text(cups_server.wait_for_pdf(before).read_bytes())
+    assert "DANIERE FLORENCE" in printed and "253,06 €" in printed
+    assert smtp_server.handler.messages == []
+    assert "Relance niveau 1 (Courrier)" in cli("history COD_F1023").stdout
+    assert listed(cli, "DAN01")["last_reminded_on"] == "2024-11-22"
+
+
+def test_permanent_smtp_refusal_falls_back_to_print(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer,
+        cups_server: CupsServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(
+        ["email", "print"], email=smtp_server.channel_options(),
+        print={"printer": cups_server.printer, "server": cups_server.server}))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    smtp_server.handler.data_replies.append("550 5.1.1 mailbox unavailable")
+    before = cups_server.pdfs()
+    assert "1 sent (1 by print)" in cli("send --customer INT01 --as-of 22/11/2024").stdout
+    assert "INTEL" in pdf_text(cups_server.wait_for_pdf(before).read_bytes())
+    history = cli("history COD_F1026").stdout
+    assert "Échec Relance niveau 1 (Email) : " in history and "550" in history
+    assert "envoi par print" in history
+    assert "Relance niveau 1 (Courrier)" in history
+
+
+def test_transient_smtp_failure_is_retried_later_and_nothing_stamped(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["email"], email=smtp_server.channel_options()))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    smtp_server.handler.data_replies.append("451 4.3.0 try again later")
+    result = cli("send --customer INT01 --as-of 22/11/2024")
+    assert "0 sent, 0 failed, 1 to retry later" in result.stdout
+    assert "451" in result.stderr
+    row = listed(cli, "INT01")
+    assert row["last_reminded_on"] == "2024-11-19"  # the imported date, untouched
+    assert "nouvel essai dans" in cli("history COD_F1026").stdout
+    assert smtp_server.handler.messages == []
+
+
+def test_statement_covers_every_overdue_invoice(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["email"], email=smtp_server.channel_options()))
+    cli(["import", "invoices", str(SAMPLE / "invoices.tsv")])
+    cli("escalate --customer BOU02 --as-of 2026-11-27")
+    out = cli("send --statement --customer BOU02 --as-of 2026-11-27").stdout
+    assert "1 sent (1 by email)" in out
+    (received,) = smtp_server.handler.messages
+    (statement,) = attachment_texts(received.message)
+    assert "COD_F1101" in statement and "COD_F1187" in statement
+    assert "1 652,50 €" in statement  # 1 540,00 + 112,50
+    for number in ("COD_F1101", "COD_F1187"):
+        assert "Relevé niveau 1 (Email)" in cli(f"history {number}").stdout
+
+
+def test_fax_job_is_queued_in_hylafax(tmp_path: Path, database_url: str,
+                                      hylafax_server: HylafaxServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(
+        ["fax"], fax={"backend": "hylafax", "host": hylafax_server.host}))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    assert "1 sent (1 by fax)" in cli("send --customer INT01 --as-of 22/11/2024").stdout
+    history = cli("history COD_F1026").stdout
+    assert "Relance niveau 1 (Fax)" in history
+    job = history.split("Relance niveau 1 (Fax)")[1].split()[1]
+    hylafax_server.jobs.append(job)
+    assert job in hylafax_server.status()
+
+
+def test_reprint_sends_the_kept_document_and_stamps_nothing(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["email"], email=smtp_server.channel_options()))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    cli("send --customer INT01 --as-of 22/11/2024")
+    (first,) = smtp_server.handler.messages
+    original = next(first.message.iter_attachments()).get_content()
+    out = cli("reprint COD_F1026 --channel archive").stdout
+    path = Path(out.split("(")[-1].rstrip(")\n"))
+    assert path.read_bytes() == original
+    history = cli("history COD_F1026").stdout
+    assert "Réimpression relance niveau 1 (Archive)" in history
+    assert listed(cli, "INT01")["last_reminded_on"] == "2024-11-22"
+    assert listed(cli, "INT01")["level"] == 1
+
+
+def test_missing_invoice_copy_is_named_and_the_others_go_on(
+        tmp_path: Path, database_url: str) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["archive"]))
+    cli("escalate --days 0 --as-of 22/11/2024")  # both to level 1
+    # Make COD_F1026 a level-3 letter, which asks for the invoice copy.
+    path = tmp_path / "lvl3.tsv"
+    path.write_text((SAMPLE / "seed.tsv").read_text(encoding="utf-8").replace(
+        "19/11/2024\t(i)\t\t", "19/11/2024\t(i)\t\t3"), encoding="utf-8")
+    cli(["import", "invoices", str(path)])
+    result = cli("send --as-of 22/11/2024", ok=False)
+    assert result.exit_code == 1
+    assert "1 sent (1 by archive), 1 failed" in result.stdout
+    assert "invoice COD_F1026: the copy to attach is missing" in result.stderr
+    assert "abandonnée" in cli("history COD_F1026").stdout
+    assert "Relance niveau 1 (Archive)" in cli("history COD_F1023").stdout
+
+
+def test_paid_invoice_leaves_the_queue(tmp_path: Path, database_url: str) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["archive"]))
+    cli("escalate --as-of 22/11/2024")
+    cli("pay COD_F1023 --on 2024-11-21")
+    out = cli("send --as-of 22/11/2024").stdout
+    assert "1 sent (1 by archive)" in out
+    assert "Relance niveau 1" not in cli("history COD_F1023").stdout
+
+
+def test_dry_run_sends_nothing(tmp_path: Path, database_url: str) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["archive"]))
+    cli("escalate --as-of 22/11/2024")
+    out = cli("send --dry-run --as-of 22/11/2024").stdout
+    assert "DAN01: letter level 1 for COD_F1023 by archive" in out
+    assert "dry run: 2 reminders would be sent" in out
+    assert not (tmp_path / "letters").exists()
+    assert "2 sent" in cli("send --as-of 22/11/2024").stdout
+
+
+@pytest.mark.parametrize("args", ["send --invoice NOPE", "send --customer NOPE",
+                                  "send --channel pigeon", "reprint COD_F1026"])
+def test_bad_requests_are_one_line(tmp_path: Path, database_url: str, args: str) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["archive"]))
+    result = cli(args, ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("relances: error: ")
