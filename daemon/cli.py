@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
 from relances.daemon.app import App, default_user
 from relances.daemon.config import default_config_path
 from relances.daemon.errors import RelancesError

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from relances.daemon.errors import ConfigError
 
 CONFIG_ENV = "RELANCES_CONFIG"

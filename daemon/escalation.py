@@ -27,12 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from relances.daemon.config import Settings
-from relances.daemon.listing import held
-from relances.daemon.models import Customer, Invoice, RunRecord, utcnow
 from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+
+from relances.daemon.config import Settings
+from relances.daemon.listing import held
+from relances.daemon.models import Customer, Invoice, RunRecord, utcnow
 
 log = logging.getLogger(__name__)
 

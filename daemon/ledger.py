@@ -16,6 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from relances.daemon.errors import LedgerError
 from relances.daemon.importing import customer_rows, invoice_rows, payment_rows
 from relances.daemon.models import (
@@ -27,9 +31,6 @@ from relances.daemon.models import (
     RunRecord,
     utcnow,
 )
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 

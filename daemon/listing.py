@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from relances.daemon.models import Customer, Invoice
 from sqlalchemy import Select, and_, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from relances.daemon.models import Customer, Invoice
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import click
+
 from relances.daemon import ledger
 from relances.daemon.app import App
 from relances.daemon.cli import async_command

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import click
+
 from relances.daemon import ledger
 from relances.daemon.app import App
 from relances.daemon.cli import async_command

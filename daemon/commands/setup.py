@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import click
+
 from relances.daemon import storage
 from relances.daemon.app import App
 from relances.daemon.cli import Context, pass_context

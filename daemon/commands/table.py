@@ -9,6 +9,9 @@ import json
 from decimal import Decimal
 
 import click
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from relances.daemon import formatting as fmt
 from relances.daemon import ledger
 from relances.daemon.app import App
@@ -16,8 +19,6 @@ from relances.daemon.cli import async_command
 from relances.daemon.commands.ledger import as_of_option
 from relances.daemon.listing import ReminderRow, open_invoices, reminders_table
 from relances.daemon.models import Invoice, Note
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 HEADERS = ("Code", "Affilié", "Nom", "email", "Date Fac.", "N° Fac.", "Affect.", "Repr.",
            "Total Fac.", "Reste", "Échéance", "Relancé le", "N", "Retard", "Litige")
