@@ -87,7 +87,7 @@ def main(ctx: click.Context, config: Path | None, user: str | None, verbose: int
 
 def command_modules() -> tuple[str, ...]:
     """The modules under ``relances.daemon.commands`` whose commands are registered."""
-    return ("setup", "ledger", "table", "escalate", "send", "letters", "plugins")
+    return ("setup", "ledger", "table", "escalate", "send", "letters", "plugins", "daemon")
 
 
 def _register() -> None:

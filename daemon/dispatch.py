@@ -154,9 +154,17 @@ class Dispatcher:
         self.summary = Summary()
         self.stopping = False
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.claimed: set[int] = set()
+        self.started: set[int] = set()
 
     def stop(self) -> None:
+        """Claim nothing more and start nothing more; what is in flight finishes."""
         self.stopping = True
+
+    @property
+    def unstarted(self) -> set[int]:
+        """Reminders claimed but never started (to hand back on shutdown)."""
+        return self.claimed - self.started
 
     async def run(self, *, only: Sequence[int] | None = None) -> Summary:
         slots = asyncio.Semaphore(self.concurrency)
@@ -167,13 +175,16 @@ class Dispatcher:
                                              limit=self.app.settings.daemon.batch_size, only=only)
                 if not ids:
                     break
+                self.claimed.update(ids)
                 for reminder_id in ids:
                     await slots.acquire()
+                    if self.stopping:
+                        slots.release()
+                        break
+                    self.started.add(reminder_id)
                     task = asyncio.create_task(self._guarded(reminder_id, slots))
                     self.in_flight.add(task)
                     task.add_done_callback(self.in_flight.discard)
-                    if self.stopping:
-                        break
                 if self.in_flight:
                     await asyncio.gather(*self.in_flight, return_exceptions=True)
         finally:

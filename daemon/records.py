@@ -143,11 +143,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-async def release_leases(session: AsyncSession, worker: str) -> int:
-    """Give back what a stopping worker claimed but did not start, for others to take."""
+async def release(session: AsyncSession, reminder_ids: set[int], worker: str) -> int:
+    """Hand back reminders a stopping worker claimed but never started."""
+    if not reminder_ids:
+        return 0
     result = await session.execute(
-        update(Reminder).where(Reminder.state == "sending", Reminder.claimed_by == worker)
-        .values(state=PENDING, lease_until=None, next_attempt_at=utcnow(),
+        update(Reminder).where(Reminder.id.in_(sorted(reminder_ids)), Reminder.state == "sending",
+                               Reminder.claimed_by == worker)
+        .values(state=PENDING, lease_until=None, claimed_by=None,
                 attempts=Reminder.attempts - 1)
         .execution_options(synchronize_session=False))
     return int(result.rowcount)  # type: ignore[attr-defined]
