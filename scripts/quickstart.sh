@@ -10,6 +10,10 @@ scripts/setup.sh
 
 relances() { .venv/bin/relances --config settings.yaml "$@"; }
 
+# The sample invoices' own PDFs, joined to the formal notices (level 3).
+mkdir -p invoices
+cp -n daemon/sample/invoices/*.pdf invoices/ 2>/dev/null || true
+
 relances check-config
 relances init
 relances import customers daemon/sample/customers.csv
