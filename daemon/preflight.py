@@ -1,22 +1,26 @@
 """Checks run when the configuration loads: ``check-config`` and daemon start.
 
-Anything that would fail in the middle of a run (an unknown channel, a bad
-template) fails here instead, with the file, the line and the key.
+Anything that would fail in the middle of a run (an unknown channel, a
+channel's bad option, a bad template) fails here instead, with the file,
+the line and the key.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError
+from relances.daemon.templating import check_templates, harfbuzz_subset_available
+from relances.plugins.contract import ChannelConfigError, ChannelSettings
+from relances.plugins.manager import build_channel, get_plugin_manager
 
 log = logging.getLogger(__name__)
 
 
-def check_policies(settings: Settings) -> list[str]:
+def check_policies(settings: Settings) -> None:
     """Every channel a level names must be configured under ``channels``."""
-    warnings: list[str] = []
     for name, policy in settings.policies.items():
         for number, level in policy.levels.items():
             for index, channel in enumerate(level.channels):
@@ -24,9 +28,30 @@ def check_policies(settings: Settings) -> list[str]:
                     where = settings.where("policies", name, "levels", number, "channels", index)
                     raise ConfigError(f"{where}: channel {channel!r} is not configured "
                                       f"under 'channels'")
-    return warnings
 
 
-def preflight(settings: Settings) -> list[str]:
+def check_channels(settings: Settings, pm: Any) -> None:
+    """Build every configured channel once: unknown names and bad options fail now."""
+    for name, options in settings.channels.items():
+        try:
+            build_channel(pm, name, ChannelSettings(
+                name=name, options=options or {}, config_dir=settings.config_dir,
+                data_dir=settings.data_path))
+        except ChannelConfigError as exc:
+            raise ConfigError(f"{settings.where('channels', name, exc.key)}: {exc.message}") \
+                from None
+        except ConfigError:
+            raise
+        except Exception as exc:  # UnknownChannelError, PluginError: both name the culprit
+            raise ConfigError(f"{settings.where('channels', name)}: {exc}") from None
+
+
+def preflight(settings: Settings, pm: Any = None) -> list[str]:
     """Validate what the settings refer to; return warnings, raise ConfigError on errors."""
-    return check_policies(settings)
+    check_policies(settings)
+    check_channels(settings, pm if pm is not None else get_plugin_manager())
+    warnings = list(check_templates(settings))
+    if not harfbuzz_subset_available():
+        warnings.append("libharfbuzz-subset is not installed: PDF rendering will be about ten "
+                        "times slower (Debian package libharfbuzz-subset0)")
+    return warnings

@@ -99,3 +99,38 @@ def test_missing_settings_file_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.yaml"), "list"])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"relances: error: {tmp_path / 'nope.yaml'}: settings file not found"
+
+
+@pytest.mark.parametrize(
+    ("channels", "expected"),
+    [
+        ("  pigeon: {}\n", "channels.pigeon: unknown channel 'pigeon'"),
+        ("  print:\n    copies: 2\n", "channels.print.printer: "),
+        ("  email:\n    host: smtp.example\n    security: carrier-pigeon\n",
+         "channels.email.security: "),
+    ],
+)
+def test_channel_settings_are_checked_at_load(tmp_path: Path, channels: str,
+                                              expected: str) -> None:
+    text = (ROOT / "settings.yaml").read_text(encoding="utf-8")
+    text = text.replace("channels:\n  archive:\n", f"channels:\n{channels}  archive:\n")
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code == 1
+    assert expected in result.stderr
+    assert f"{path}:" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_broken_template_override_fails_check_config(tmp_path: Path) -> None:
+    override = tmp_path / "my-templates" / "fr"
+    override.mkdir(parents=True)
+    (override / "letter_1.html").write_text(
+        "<p>Bonjour</p>\n<p>{{ customer.nickname }}</p>\n", encoding="utf-8")
+    text = (ROOT / "settings.yaml").read_text(encoding="utf-8")
+    text = text.replace("  templates_dir: null", "  templates_dir: my-templates")
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code == 1
+    assert "letter_1.html:2" in result.stderr and "nickname" in result.stderr
