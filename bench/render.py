@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import weasyprint
+
 from relances.daemon.config import Settings, load_settings
 from relances.daemon.letterdata import build_context
 from relances.daemon.letters import LetterJob

@@ -17,14 +17,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError, RenderError
 from relances.daemon.letterdata import build_context, customer_fields
 from relances.daemon.listing import held, open_invoices
 from relances.daemon.models import Customer, Invoice
 from relances.daemon.templating import language_of
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 

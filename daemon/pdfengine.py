@@ -16,6 +16,9 @@ from typing import Any
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pypdf import PdfWriter
 from pypdf.errors import PyPdfError
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
 from relances.daemon.templating import (
@@ -28,8 +31,6 @@ from relances.daemon.templating import (
     render_template,
     template_dirs,
 )
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
 
 log = logging.getLogger(__name__)
 

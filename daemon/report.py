@@ -8,10 +8,11 @@ from dataclasses import asdict, is_dataclass
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from relances.daemon.config import Settings
 from relances.daemon.letterdata import sender_fields
 from relances.daemon.listing import reminders_table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 TEMPLATE = "report.html"
 ROW_FIELDS = (

@@ -21,15 +21,16 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-import relances.templates
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+import relances.templates
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from relances.daemon import storage
 from relances.daemon.config import Settings, settings_from_data
 from relances.daemon.models import Customer, Invoice
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_COPY = ROOT / "daemon" / "sample" / "invoices" / "COD_F1026.pdf"

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from letters_fixtures import AS_OF, letters_settings_fixture, make_settings, sessions_fixture  # noqa: F401
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError, RenderError
 from relances.daemon.letters import LetterJob, prepare_letter, prepare_statement
 from relances.plugins import hookimpl
 from relances.plugins.manager import PluginError, get_plugin_manager
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -18,11 +18,12 @@ from letters_fixtures import (  # noqa: F401
     pdf_text,
     sessions_fixture,
 )
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from relances.daemon.config import Settings
 from relances.daemon.letters import LetterJob, prepare_letter, prepare_statement
 from relances.daemon.pdfengine import PdfEngine
 from relances.daemon.rendering import Renderer, harfbuzz_subset_available
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 Sessions = async_sessionmaker[AsyncSession]
 

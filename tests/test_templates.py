@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from letters_fixtures import ROOT, make_settings, pdf_text
+
 from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError
 from relances.daemon.mergefields import (

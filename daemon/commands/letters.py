@@ -7,6 +7,9 @@ import logging
 from pathlib import Path
 
 import click
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from relances.daemon import report
 from relances.daemon.app import App
 from relances.daemon.cli import async_command
@@ -15,8 +18,6 @@ from relances.daemon.errors import LedgerError
 from relances.daemon.letters import LetterJob, prepare_letter, prepare_statement
 from relances.daemon.models import Customer, Invoice
 from relances.daemon.rendering import Renderer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
