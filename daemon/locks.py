@@ -27,10 +27,6 @@ from relances.daemon.errors import RelancesError
 
 logger = logging.getLogger(__name__)
 
-# The advisory lock name under which scheduled escalation runs.
-ESCALATION_LOCK = "relances:escalation"
-
-
 class AlreadyRunning(RelancesError):
     """Another daemon holds the single-instance lock of this database."""
 

@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from relances.daemon import storage
 from relances.daemon.errors import RelancesError
+from relances.daemon.jobs import ESCALATION_LOCK
 from relances.daemon.locks import (
-    ESCALATION_LOCK,
     AlreadyRunning,
     SingleInstanceLock,
     advisory_key,
@@ -22,6 +22,8 @@ from relances.daemon.locks import (
     sqlite_database_path,
     try_advisory_lock,
 )
+
+LOCK = ESCALATION_LOCK
 
 # A second daemon, as a process of its own: exit 3 with the message when refused.
 SECOND = """
@@ -119,8 +121,9 @@ def test_the_lock_follows_the_database_url(tmp_path: Path) -> None:
 
 def test_advisory_keys_are_stable_signed_64_bit_numbers() -> None:
     # Daemons of one release must compute the same key on every host.
-    assert advisory_key(ESCALATION_LOCK) == advisory_key("relances:escalation")
-    assert advisory_key("relances:escalation") == -8603428881828412393
+    # The escalation job's lock: a change here would let daemons of two
+    # releases escalate at the same time during a rolling update.
+    assert advisory_key(ESCALATION_LOCK) == -199445558668909023
     assert advisory_key("a") != advisory_key("b")
     assert -(2**63) <= advisory_key("x" * 1000) < 2**63
 
@@ -140,21 +143,21 @@ async def test_postgres_one_transaction_at_a_time(postgres_url: str) -> None:
     second_engine = storage.create_engine(postgres_url)
     try:
         async with first_engine.connect() as first, second_engine.connect() as second:
-            assert await try_advisory_lock(first, ESCALATION_LOCK)
+            assert await try_advisory_lock(first, LOCK)
             # Re-entrant within the same transaction.
-            assert await try_advisory_lock(first, ESCALATION_LOCK)
-            assert not await try_advisory_lock(second, ESCALATION_LOCK)
+            assert await try_advisory_lock(first, LOCK)
+            assert not await try_advisory_lock(second, LOCK)
             await second.rollback()
             # Another name is another lock.
             assert await try_advisory_lock(second, "relances:other")
             await second.commit()
 
             await first.commit()  # the end of the transaction releases it
-            assert await try_advisory_lock(second, ESCALATION_LOCK)
-            assert not await try_advisory_lock(first, ESCALATION_LOCK)
+            assert await try_advisory_lock(second, LOCK)
+            assert not await try_advisory_lock(first, LOCK)
             await first.rollback()
             await second.rollback()
-            assert await try_advisory_lock(first, ESCALATION_LOCK)
+            assert await try_advisory_lock(first, LOCK)
             await first.rollback()
     finally:
         await first_engine.dispose()
@@ -164,18 +167,18 @@ async def test_postgres_one_transaction_at_a_time(postgres_url: str) -> None:
 async def test_postgres_sessions_and_a_lock_visible_in_pg_locks(postgres_url: str) -> None:
     engine = storage.create_engine(postgres_url)
     sessions = storage.sessionmaker(engine)
-    key = advisory_key(ESCALATION_LOCK)
+    key = advisory_key(LOCK)
     try:
         async with sessions() as first, sessions() as second, engine.connect() as observer:
-            assert await try_advisory_lock(first, ESCALATION_LOCK)
+            assert await try_advisory_lock(first, LOCK)
             assert await _holders(observer, key) == 1
             await observer.rollback()
-            assert not await try_advisory_lock(second, ESCALATION_LOCK)
+            assert not await try_advisory_lock(second, LOCK)
             await second.rollback()
             await first.commit()
             assert await _holders(observer, key) == 0
             await observer.rollback()
-            assert await try_advisory_lock(second, ESCALATION_LOCK)
+            assert await try_advisory_lock(second, LOCK)
             await second.commit()
     finally:
         await engine.dispose()
@@ -186,7 +189,7 @@ async def test_sqlite_always_grants_the_lock(tmp_path: Path) -> None:
     sessions = storage.sessionmaker(engine)
     try:
         async with engine.connect() as conn, sessions() as session:
-            assert await try_advisory_lock(conn, ESCALATION_LOCK)
-            assert await try_advisory_lock(session, ESCALATION_LOCK)
+            assert await try_advisory_lock(conn, LOCK)
+            assert await try_advisory_lock(session, LOCK)
     finally:
         await engine.dispose()
