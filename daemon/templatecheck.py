@@ -16,7 +16,6 @@ from relances.daemon.templating import (
     LANGUAGES,
     STYLESHEET,
     find_file,
-    harfbuzz_subset_available,
     logo_path,
     make_environment,
     render_template,
@@ -67,9 +66,6 @@ def _warnings(settings: Settings) -> list[str]:
     logo = logo_path(settings)
     if logo is not None and not logo.is_file():
         warnings.append(f"{settings.where('sender', 'logo')}: logo file not found: {logo}")
-    if not harfbuzz_subset_available():
-        warnings.append("libharfbuzz-subset is not installed: PDF rendering will be about "
-                        "ten times slower (Debian package libharfbuzz-subset0)")
     return warnings
 
 
