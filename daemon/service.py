@@ -97,8 +97,10 @@ class Service:
         self.app.plugins  # noqa: B018 - load plugins now: a broken one fails the start
         self.renderer = Renderer(settings)
         self.renderer.start()
+        # --once too: a cron or timer run that is stopped must hand back its
+        # claims and take its render workers with it, not die on the spot.
+        self._install_signals()
         if not self.once:
-            self._install_signals()
             self.scheduler = AsyncIOScheduler(timezone=settings.zone)
             self._schedule(settings)
             self.scheduler.start()

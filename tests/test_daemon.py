@@ -157,3 +157,24 @@ def test_once_does_one_pass_and_exits(tmp_path: Path, database_url: str,
     notify.wait_for("READY=1", 5)
     notify.wait_for("STOPPING=1", 5)
 
+
+def test_once_stops_cleanly_on_sigterm(tmp_path: Path, notify: NotifySocket) -> None:
+    """A cron or timer run stopped mid-way: like the service, it stops
+    claiming, finishes what is in flight, hands back the rest and takes its
+    render workers with it (killed outright, they would outlive it for good).
+    """
+    url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'relances.db'}"
+    settings = archive_settings(tmp_path, url)
+    ledger(settings, invoices_tsv(tmp_path / "invoices.tsv", 300))
+    with Daemon(settings, tmp_path / "daemon.log", once=True, notify=notify) as daemon:
+        daemon.wait_for_log("sent by archive", 60)
+        daemon.signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1", GRACE)
+        assert daemon.wait(GRACE + 5) == 0
+        wait_until(lambda: not daemon.group_alive(), 10, "the render workers to exit")
+    assert "relances daemon stopped" in daemon.log
+    counts = states(url)
+    assert 0 < counts["sent"] < 300
+    assert counts["sending"] == 0  # nothing left leased to a process that is gone
+    assert counts["sent"] + counts["pending"] == 300
+    assert len(list((tmp_path / "letters").glob("*.pdf"))) == counts["sent"]
