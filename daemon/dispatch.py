@@ -11,11 +11,12 @@ failed.  Nothing is stamped unless a channel accepted the document.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,10 +119,19 @@ class Channels:
             self._locks[name] = asyncio.Lock()
         return channel
 
-    async def send(self, name: str, delivery: Delivery) -> Receipt:
+    async def send(self, name: str, delivery: Delivery,
+                   accepted: Callable[[Receipt], Awaitable[None]] | None = None) -> Receipt:
+        """Send through channel ``name``; ``accepted(receipt)`` records the
+        acceptance before the channel takes its next delivery, so a kill
+        leaves at most one accepted, unrecorded delivery per channel to be
+        sent again.
+        """
         channel = await self.get(name)
         async with self._locks[name]:
-            return await channel.send(delivery)
+            receipt = await channel.send(delivery)
+            if accepted is not None:
+                await accepted(receipt)
+            return receipt
 
     async def close(self) -> None:
         channels, self._open = self._open, {}
@@ -270,8 +280,9 @@ class Dispatcher:
             if not channel.can_reach(delivery.recipient):
                 skipped.append(f"{name} cannot reach {delivery.recipient.code}")
                 continue
+            accepted = functools.partial(self._accepted, reminder, delivery, name, channel.label)
             try:
-                receipt = await self.channels.send(name, delivery)
+                await self.channels.send(name, delivery, accepted)
             except DeliveryError as exc:
                 notify_delivery_attempted(self.pm, delivery, None, exc)
                 if exc.retryable or index == len(names) - 1:
@@ -284,11 +295,14 @@ class Dispatcher:
                 log.warning("%s: %s refused it (%s); trying %s", reminder.key, name, exc.reason,
                             names[index + 1])
                 continue
-            notify_delivery_attempted(self.pm, delivery, receipt, None)
-            await self._record_sent(reminder, delivery, name, channel.label, receipt)
             return
         reason = "no channel can reach the customer (" + "; ".join(skipped) + ")"
         await self._record_failure(reminder.id, None, reason, retryable=False)
+
+    async def _accepted(self, reminder: Reminder, delivery: Delivery, name: str, label: str,
+                        receipt: Receipt) -> None:
+        notify_delivery_attempted(self.pm, delivery, receipt, None)
+        await self._record_sent(reminder, delivery, name, label, receipt)
 
     async def _record_sent(self, reminder: Reminder, delivery: Delivery, name: str, label: str,
                            receipt: Receipt) -> None:
