@@ -35,19 +35,21 @@ RELANCES = Path(sys.executable).with_name("relances")
 
 INVOICE_HEADER = ("Code\tAffilié\tNom\temail\tDate Fac.\tN° Fac.\tAffect.\tRepr.\tTotal Fac.\t"
                   "Reste\tEchéance\tEch.\tRglmt.\tN-1\tRelancé le\tInfo Réin\tN")
-# Imported as they are: level 1 already reached, never reminded, long overdue.
+# Imported as they are: never reminded, long overdue, at the level of the last cell.
 INVOICE_ROW = ("{code}\t\tCLIENT {n:04d}\t{email}\t01/01/2024\t{number}\t\t\t120,00\t120,00\t"
-               "31/01/2024\t\t\t\t\t\t1")
+               "31/01/2024\t\t\t\t\t\t{level}")
 
 
 def number_of(prefix: str, n: int) -> str:
     return f"{prefix}-F{n:04d}"
 
 
-def invoices_tsv(path: Path, count: int, *, prefix: str = "K", email: bool = True) -> Path:
-    """``count`` customers with one level-1 invoice each, due on 31/01/2024."""
+def invoices_tsv(path: Path, count: int, *, prefix: str = "K", email: bool = True,
+                 level: int = 1) -> Path:
+    """``count`` customers with one invoice each, due on 31/01/2024, at ``level``."""
     rows = [INVOICE_ROW.format(code=f"{prefix}{n:04d}", n=n, number=number_of(prefix, n),
-                               email=f"compta{n}@client{n}.example" if email else "")
+                               email=f"compta{n}@client{n}.example" if email else "",
+                               level=level or "")
             for n in range(1, count + 1)]
     path.write_text("\n".join([INVOICE_HEADER, *rows]) + "\n", encoding="utf-8")
     return path
