@@ -29,11 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import text
+
 from relances.daemon import storage
 from relances.daemon.config import settings_from_data
 from relances.daemon.escalation import escalate
 from relances.daemon.listing import reminders_table
-from sqlalchemy import text
 
 AS_OF = dt.date(2026, 11, 27)
 

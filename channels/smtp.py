@@ -8,6 +8,7 @@ are refused, so a customer's name or address cannot inject headers.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -19,8 +20,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, localtime
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
+
 from relances.channels._options import Options
 from relances.plugins import Attachment, ChannelConfigError, Delivery, DeliveryError
 
@@ -184,6 +187,7 @@ class SmtpClient:
         try:
             await smtp.connect()
         except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            await _release(smtp)
             raise _delivery_error(exc, f"SMTP {s.host}:{s.port}") from exc
         self._smtp = smtp
         return smtp
@@ -211,10 +215,36 @@ class SmtpClient:
         smtp, self._smtp = self._smtp, None
         if smtp is None or not smtp.is_connected:
             return
+        protocol = smtp.protocol
         try:
             await smtp.quit()
         except (aiosmtplib.SMTPException, OSError):
             smtp.close()
+        await _closed(protocol)
+
+
+async def _release(smtp: aiosmtplib.SMTP) -> None:
+    """Close the connection and let the loop run its close callback now.
+
+    See :func:`_closed`.
+    """
+    protocol = smtp.protocol
+    smtp.close()
+    await _closed(protocol)
+
+
+async def _closed(protocol: Any, timeout: float = 2.0) -> None:
+    """Wait (briefly) until the connection is really gone.
+
+    Closing a TLS connection sends close_notify and waits for the peer; the
+    socket is released only then, in a callback on the loop.  Waiting here
+    means a batch's end really frees the socket, rather than leaving it to
+    the garbage collector when a short-lived loop ends first.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while protocol is not None and protocol.transport is not None and loop.time() < deadline:
+        await asyncio.sleep(0.005)
 
 
 def _delivery_error(exc: BaseException, where: str) -> DeliveryError:

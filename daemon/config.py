@@ -137,7 +137,7 @@ class Settings(_Model):
     policies: dict[str, Policy] = Field(default_factory=lambda: {"default": Policy()})
     letters: LetterSettings = LetterSettings()
     late_charges: LateChargeSettings = LateChargeSettings()
-    channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"archive": {}})
+    channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"archive": dict[str, Any]()})
     schedule: ScheduleSettings = ScheduleSettings()
     daemon: DaemonSettings = DaemonSettings()
 
@@ -243,7 +243,7 @@ def parse_yaml(text: str, name: str) -> tuple[Any, dict[str, int]]:
     return data, lines
 
 
-def _error_line(error: dict[str, Any], name: str, lines: dict[str, int]) -> str:
+def _error_line(error: Any, name: str, lines: dict[str, int]) -> str:
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "(top level)"
     line = None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
+
 from relances.plugins.contract import ChannelFactory, Delivery, DeliveryError, Receipt
 
 PROJECT = "relances"

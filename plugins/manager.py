@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import pluggy
+
 from relances.plugins import hookspecs
 from relances.plugins.contract import (
     Channel,

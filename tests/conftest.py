@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import SAMPLE, Cli, write_settings
+
 from relances.daemon import storage
 from relances.daemon.app import App
 from relances.daemon.config import load_settings
@@ -59,8 +60,9 @@ def postgres_url() -> Iterator[str]:
 
 
 async def empty_postgres(url: str) -> None:
-    from relances.daemon.models import Base
     from sqlalchemy import text
+
+    from relances.daemon.models import Base
 
     engine = storage.create_engine(url)
     async with engine.begin() as conn:

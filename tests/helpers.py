@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 from click.testing import CliRunner, Result
+
 from relances.daemon.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
 from relances.plugins import Delivery, Recipient
 
 SMTP_USER = "relances"
@@ -183,6 +184,10 @@ def _start_smtp(tls_files: tuple[Path, Path], implicit_tls: bool,
     try:
         yield SmtpServer("127.0.0.1", port, handler, cert, "tls" if implicit_tls else "starttls")
     finally:
+        # The server closes a session's socket in a callback on its own loop;
+        # stopping that loop before the callback runs would leave the socket
+        # to the garbage collector, and its ResourceWarning to a later test.
+        time.sleep(0.2)
         controller.stop()
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from servers import make_delivery, make_pdf, pdf_text
+
 from relances.plugins import (
     Channel,
     ChannelConfigError,
@@ -20,7 +22,6 @@ from relances.plugins import (
     build_channel,
     get_plugin_manager,
 )
-from servers import make_delivery, make_pdf, pdf_text
 
 
 def archive_channel(tmp_path: Path, **options: Any) -> Channel:

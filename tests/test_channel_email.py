@@ -7,16 +7,6 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from relances.plugins import (
-    Attachment,
-    Channel,
-    ChannelConfigError,
-    ChannelSettings,
-    DeliveryError,
-    Recipient,
-    build_channel,
-    get_plugin_manager,
-)
 from servers import (
     SMTP_USER,
     SmtpServer,
@@ -27,6 +17,17 @@ from servers import (
     smtp_server,
     smtps_server,
     tls_files,
+)
+
+from relances.plugins import (
+    Attachment,
+    Channel,
+    ChannelConfigError,
+    ChannelSettings,
+    DeliveryError,
+    Recipient,
+    build_channel,
+    get_plugin_manager,
 )
 
 __all__ = ["smtp_server", "smtps_server", "tls_files"]  # fixtures used by name

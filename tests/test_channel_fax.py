@@ -7,16 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from relances.channels.fax import dial_string, normalise_number
-from relances.plugins import (
-    Channel,
-    ChannelConfigError,
-    ChannelSettings,
-    DeliveryError,
-    Recipient,
-    build_channel,
-    get_plugin_manager,
-)
 from servers import (
     HylafaxServer,
     SmtpServer,
@@ -26,6 +16,17 @@ from servers import (
     pdf_text,
     smtp_server,
     tls_files,
+)
+
+from relances.channels.fax import dial_string, normalise_number
+from relances.plugins import (
+    Channel,
+    ChannelConfigError,
+    ChannelSettings,
+    DeliveryError,
+    Recipient,
+    build_channel,
+    get_plugin_manager,
 )
 
 __all__ = ["hylafax_server", "smtp_server", "tls_files"]  # fixtures used by name

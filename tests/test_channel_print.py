@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from servers import CupsServer, cups_server, free_port, make_delivery, pdf_text
+
 from relances.plugins import (
     Channel,
     ChannelConfigError,
@@ -13,7 +15,6 @@ from relances.plugins import (
     build_channel,
     get_plugin_manager,
 )
-from servers import CupsServer, cups_server, free_port, make_delivery, pdf_text
 
 __all__ = ["cups_server"]  # fixture used by name
 

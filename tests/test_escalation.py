@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers import Cli, write_settings
+from sqlalchemy import select
+
 from relances.daemon.app import App
 from relances.daemon.escalation import escalate
 from relances.daemon.ledger import import_invoices, invoice_history
 from relances.daemon.models import Customer, Invoice
-from sqlalchemy import select
 
 ROW = "{code}\t\t{code} SARL\t\t01/01/2024\t{number}\t\t\t{amount}\t{amount}\t{due}\t\t\t{sent}\t\t\t{level}"
 

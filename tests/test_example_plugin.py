@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import make_delivery, pdf_text
+
 from relances.plugins import (
     ChannelSettings,
     DeliveryError,
@@ -27,7 +29,6 @@ from relances.plugins import (
     get_plugin_manager,
     plugin_listing,
 )
-from servers import make_delivery, pdf_text
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "relances-webhook"
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import make_delivery
+
 from relances.plugins import (
     BUILTIN_PLUGINS,
     Channel,
@@ -33,7 +35,6 @@ from relances.plugins import (
     plugin_listing,
 )
 from relances.plugins.manager import check_plugins
-from servers import make_delivery
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CHANNELS = {"archive": "relances.channels.archive", "email": "relances.channels.email",
@@ -285,6 +286,7 @@ def test_plugins_command_lists_plugins_versions_and_channels(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from click.testing import CliRunner
+
     from relances.daemon.commands.plugins import plugins_command
 
     monkeypatch.setenv("RELANCES_BLOCK_PLUGINS", "relances.channels.fax")

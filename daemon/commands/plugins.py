@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+
 from relances.plugins import BLOCK_ENV, blocked_plugins, get_plugin_manager, plugin_listing
 
 
