@@ -53,5 +53,12 @@ PYTHON="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".${extras}"
+# pip and its build backend talk a lot; show what they said only when they fail.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { .venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" wheel \
+       && .venv/bin/python -m pip install -q -e ".${extras}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip install failed" >&2
+    exit 1
+fi
