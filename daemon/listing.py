@@ -38,6 +38,9 @@ class ReminderRow:
     days_overdue: int
     on_hold: bool
     hold_reason: str | None
+    # The reminder due at the invoice's level, not sent yet: "auto" leaves on
+    # the daemon's schedule, "manual" waits for a person (`relances send`).
+    to_send: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Amounts as strings with a dot, dates ISO or null."""
@@ -71,7 +74,7 @@ def reminders_query(*, as_of: dt.date, customer: str | None = None,
             Invoice.invoice_date, Invoice.number, Invoice.assignment, Invoice.representative,
             Invoice.total, Invoice.remaining, Invoice.due_date, Invoice.payment_method,
             Invoice.last_reminded_on, Invoice.level, Invoice.on_hold, Invoice.hold_until,
-            Invoice.hold_reason,
+            Invoice.hold_reason, Invoice.last_reminded_level, Customer.policy, Customer.opted_out,
         )
         .join(Customer, Customer.id == Invoice.customer_id)
         .where(open_invoices(), Invoice.due_date < as_of)
@@ -98,11 +101,15 @@ async def reminders_table(
     rows = []
     for r in result:
         on_hold = bool(r[14]) and (r[15] is None or r[15] >= as_of)
+        to_send = None
+        if r[13] >= 1 and (r[17] is None or r[17] < r[13]) and not on_hold and not r[19] \
+                and settings is not None:
+            to_send = "auto" if settings.policy(r[18]).level(r[13]).auto_send else "manual"
         rows.append(ReminderRow(
             customer_code=r[0], affiliate_code=r[1], customer_name=r[2], email=r[3],
             invoice_date=r[4], invoice_number=r[5], assignment=r[6], representative=r[7],
             total=r[8], remaining=r[9], due_date=r[10], payment_method=r[11],
             last_reminded_on=r[12], level=r[13], days_overdue=(as_of - r[10]).days,
-            on_hold=on_hold, hold_reason=r[16] if on_hold else None,
+            on_hold=on_hold, hold_reason=r[16] if on_hold else None, to_send=to_send,
         ))
     return rows

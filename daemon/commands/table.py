@@ -21,7 +21,7 @@ from relances.daemon.listing import ReminderRow, open_invoices, reminders_table
 from relances.daemon.models import Invoice, Note
 
 HEADERS = ("Code", "Affilié", "Nom", "email", "Date Fac.", "N° Fac.", "Affect.", "Repr.",
-           "Total Fac.", "Reste", "Échéance", "Relancé le", "N", "Retard", "Litige")
+           "Total Fac.", "Reste", "Échéance", "Relancé le", "N", "Retard", "Litige", "À envoyer")
 RIGHT = frozenset({8, 9, 12, 13})
 
 
@@ -32,6 +32,7 @@ def table_cells(row: ReminderRow) -> list[str]:
         row.representative or "", fmt.amount(row.total), fmt.amount(row.remaining),
         fmt.date(row.due_date), fmt.date(row.last_reminded_on), str(row.level) if row.level else "",
         f"{row.days_overdue} j", "oui" if row.on_hold else "",
+        {"auto": "auto", "manual": "à valider"}.get(row.to_send or "", ""),
     ]
 
 
