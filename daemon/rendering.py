@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -50,6 +51,12 @@ _ENGINE: PdfEngine | None = None
 
 def _init_worker(settings: Settings) -> None:
     global _ENGINE
+    # The parent decides when workers stop.  A Ctrl-C or a hangup reaches
+    # the whole process group: left to their defaults, they would kill the
+    # workers mid-letter and break the pool while the daemon carries on,
+    # or reloads, or finishes its grace period.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _ENGINE = PdfEngine(settings)
     _ENGINE.warm_up()
 
