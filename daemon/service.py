@@ -44,6 +44,7 @@ from relances.daemon.systemd import Notifier, watchdog_interval
 log = logging.getLogger(__name__)
 
 JOBS = ("escalate", "dispatch")
+ESCALATION_SETTLE_SECONDS = 30
 
 
 def cron(expression: str, settings: Settings, key: str) -> CronTrigger:
@@ -81,6 +82,7 @@ class Service:
         self.reload_requested = False
         self.interrupts = 0
         self.current: asyncio.Task[None] | None = None
+        self.started = False
         self.watchdog: asyncio.Task[None] | None = None
 
     # -- startup ---------------------------------------------------------------------
@@ -109,6 +111,7 @@ class Service:
                 self.watchdog = asyncio.create_task(self._watchdog(interval))
         for job in JOBS:  # catch up what was missed while the daemon was down
             self.wanted.put_nowait(job)
+        self.started = True
         self.notifier.ready(f"started on {settings.database_url.split('://')[0]}")
         log.info("relances daemon started (%s, worker %s)", self.config, self.worker)
 
@@ -184,7 +187,11 @@ class Service:
         try:
             if job == "escalate":
                 result = await escalate_job(self.app)
-                if result is not None and result.total:
+                if result is None:
+                    # Another instance is escalating: join its dispatch once it
+                    # has had time to finish, rather than wait for the schedule.
+                    self._dispatch_later(ESCALATION_SETTLE_SECONDS)
+                elif result.total:
                     self.wanted.put_nowait("dispatch")
                 text = f"escalation: {result}" if result else "escalation skipped"
             else:
@@ -206,6 +213,13 @@ class Service:
         self.dispatcher = dispatcher
         if self.stop_requested.is_set():
             dispatcher.stop()
+
+    def _dispatch_later(self, seconds: float) -> None:
+        if self.scheduler is None:
+            return
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+        self.scheduler.add_job(self.wanted.put_nowait, DateTrigger(when), args=("dispatch",),
+                               id="dispatch-after-escalation", replace_existing=True)
 
     async def _schedule_retry(self) -> None:
         """Wake dispatch when the next retry falls due, if before its next scheduled run."""
@@ -274,7 +288,8 @@ class Service:
             await self.app.close()
         if self.lock is not None:
             self.lock.release()
-        log.info("relances daemon stopped")
+        if self.started:
+            log.info("relances daemon stopped")
         self.notifier.close()
 
 

@@ -48,6 +48,7 @@ def pg_url(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_three_daemons_share_1000_letters_and_send_each_once(
         tmp_path: Path, pg_url: str, smtp_server: SmtpServer) -> None:

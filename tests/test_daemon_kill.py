@@ -54,6 +54,7 @@ SEED = 5  # the issue's number: the same instants on every run
 SENDER_DOMAIN = "entreprise.example"  # smtp_server.channel_options()'s from_address
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_kill_9_at_random_points_of_a_1000_letter_run(tmp_path: Path,
                                                       smtp_server: SmtpServer) -> None:
