@@ -309,6 +309,23 @@ async def release_hold(session: AsyncSession, invoice: Invoice, *, user: str) ->
                 customer_id=invoice.customer_id, action="Fin de litige")
 
 
+async def set_level(session: AsyncSession, invoice: Invoice, level: int, *, user: str) -> int:
+    """Set an invoice's level by hand (the seed: "indiquer individuellement le niveau").
+
+    Returns the previous level.  The reminder of the new level is then due;
+    "Relancé le" is left as it is.
+    """
+    if level not in (0, 1, 2, 3):
+        raise LedgerError(f"invoice {invoice.number}: a level is 0, 1, 2 or 3, not {level}")
+    previous = invoice.level
+    if previous != level:
+        invoice.level = level
+        add_history(session, user=user, event="level", invoice_id=invoice.id,
+                    customer_id=invoice.customer_id, level=level,
+                    action=f"Niveau modifié à la main : {previous} → {level}")
+    return previous
+
+
 async def add_note(session: AsyncSession, customer: Customer, *, user: str, text: str,
                    kind: str = "note", invoice: Invoice | None = None) -> Note:
     """Record a call or an exchange with a customer (the "centre d'actions")."""

@@ -148,3 +148,12 @@ def test_unknown_customer_is_an_error(seeded: Cli) -> None:
     result = seeded("escalate --customer NOPE", ok=False)
     assert result.exit_code == 1
     assert "no customer with code 'NOPE'" in result.stderr
+
+
+def test_level_set_by_hand_is_kept_in_history_and_sent(seeded: Cli) -> None:
+    assert "COD_F1023: level 0 → 2" in seeded("set-level COD_F1023 2").stdout
+    assert "already at level 2" in seeded("set-level COD_F1023 2").stdout
+    assert "Niveau modifié à la main : 0 → 2" in seeded("history COD_F1023").stdout
+    listed = json.loads(seeded("list --format json --customer DAN01 --as-of 22/11/2024").stdout)
+    assert (listed[0]["level"], listed[0]["to_send"]) == (2, "auto")
+    assert seeded("set-level COD_F1023 4", ok=False).exit_code == 2

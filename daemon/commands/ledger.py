@@ -152,4 +152,20 @@ async def note_command(app: App, code: str, text: str, kind: str, number: str | 
     click.echo(f"{code}: note recorded")
 
 
-COMMANDS = [import_group, pay_command, hold_command, release_command, note_command]
+@click.command("set-level")
+@click.argument("number")
+@click.argument("level", type=click.IntRange(0, 3))
+@async_command
+async def set_level_command(app: App, number: str, level: int) -> None:
+    """Set the reminder level of invoice NUMBER by hand (0 to 3)."""
+    async with app.sessions.begin() as session:
+        invoice = await ledger.invoice_by_number(session, number)
+        previous = await ledger.set_level(session, invoice, level, user=app.user)
+    if previous == level:
+        click.echo(f"{number}: already at level {level}")
+    else:
+        click.echo(f"{number}: level {previous} → {level}")
+
+
+COMMANDS = [import_group, pay_command, hold_command, release_command, note_command,
+            set_level_command]
