@@ -17,20 +17,19 @@ from relances.plugins.manager import notify_delivery_attempted
 async def last_sent(app: App, number: str) -> tuple[Reminder, Document, Customer]:
     async with app.sessions() as session:
         invoice = await invoice_by_number(session, number)
-        row = (await session.execute(
+        # Letters name their invoice; statements list theirs, and only the
+        # customer's own statements can cover it: compare the list exactly.
+        rows = (await session.execute(
             select(Reminder, Document, Customer)
             .join(Document, Document.id == Reminder.document_id)
             .join(Customer, Customer.id == Reminder.customer_id)
-            .where(Reminder.state == "sent",
-                   (Reminder.invoice_id == invoice.id)
-                   | (Reminder.invoice_numbers.contains(number)))
-            .order_by(Reminder.sent_at.desc(), Reminder.id.desc()))).first()
-    if row is None:
-        raise LedgerError(f"invoice {number}: no reminder has been sent yet, nothing to reprint")
-    reminder, document, customer = row
-    if reminder.kind == "statement" and number not in reminder.invoice_numbers.split(","):
-        raise LedgerError(f"invoice {number}: no reminder has been sent yet, nothing to reprint")
-    return reminder, document, customer
+            .where(Reminder.state == "sent", Reminder.customer_id == invoice.customer_id)
+            .order_by(Reminder.sent_at.desc(), Reminder.id.desc()))).all()
+    for reminder, document, customer in rows:
+        if reminder.invoice_id == invoice.id or (
+                reminder.kind == "statement" and number in reminder.invoice_numbers.split(",")):
+            return reminder, document, customer
+    raise LedgerError(f"invoice {number}: no reminder has been sent yet, nothing to reprint")
 
 
 async def reprint(app: App, number: str, *, channel: str | None = None) -> Receipt:

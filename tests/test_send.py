@@ -208,3 +208,18 @@ def test_bad_requests_are_one_line(tmp_path: Path, database_url: str, args: str)
     result = cli(args, ok=False)
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("relances: error: ")
+
+
+def test_reprint_never_takes_another_invoice_whose_number_looks_alike(
+        tmp_path: Path, database_url: str) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["archive"]))
+    path = tmp_path / "alike.tsv"
+    path.write_text(
+        "Code\tNom\tDate Fac.\tN° Fac.\tTotal Fac.\tReste\tEchéance\tN\n"
+        "AAA\tAAA SARL\t01/01/2024\tF1\t10,00\t10,00\t31/01/2024\t1\n"
+        "BBB\tBBB SARL\t01/01/2024\tF10\t20,00\t20,00\t31/01/2024\t1\n", encoding="utf-8")
+    cli(["import", "invoices", str(path)])
+    cli("send --invoice F1 --as-of 22/11/2024")
+    cli("send --invoice F10 --as-of 22/11/2024")
+    out = cli("reprint F1").stdout
+    assert "_AAA_F1_relance-1.pdf" in out and "BBB" not in out
