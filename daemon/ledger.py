@@ -249,40 +249,63 @@ async def record_payment(
     session: AsyncSession, invoice: Invoice, *, amount: Decimal, paid_on: dt.date,
     user: str, method: str | None = None, reference: str = "",
 ) -> bool:
-    """Record a payment and lower what remains due; False if already recorded.
+    """Record a payment and lower what remains due.
 
-    A payment is identified by invoice, date, amount and reference, so
-    importing the same payments file twice records each payment once.
+    A payment with a reference (cheque number, transfer id) is recorded once:
+    the same reference again returns False.  Without a reference every call
+    records a payment; imports count identical rows instead (see
+    :func:`import_payments`).
     """
     if amount <= 0:
         raise LedgerError(f"invoice {invoice.number}: a payment must be positive, not {amount}")
-    dup = await session.scalar(select(Payment.id).where(
-        Payment.invoice_id == invoice.id, Payment.paid_on == paid_on,
-        Payment.amount == amount, Payment.reference == reference))
-    if dup is not None:
-        return False
+    if reference:
+        dup = await session.scalar(select(Payment.id).where(
+            Payment.invoice_id == invoice.id, Payment.reference == reference))
+        if dup is not None:
+            return False
     if amount > invoice.remaining:
         raise LedgerError(f"invoice {invoice.number}: payment of {amount} exceeds "
                           f"the {invoice.remaining} still due")
     session.add(Payment(invoice_id=invoice.id, paid_on=paid_on, amount=amount, method=method,
                         reference=reference, recorded_by=user))
     invoice.remaining = invoice.remaining - amount
-    state = "soldée" if invoice.remaining == 0 else f"reste {invoice.remaining}"
+    state = "soldée" if invoice.remaining == 0 else f"reste {_euros(invoice.remaining)}"
     add_history(session, user=user, event="paid", invoice_id=invoice.id,
                 customer_id=invoice.customer_id,
-                action=f"Règlement de {amount} reçu le {paid_on:%d/%m/%Y} ({state})")
+                action=f"Règlement de {_euros(amount)} reçu le {paid_on:%d/%m/%Y} ({state})")
     await session.flush()
     return True
 
 
+def _euros(value: Decimal) -> str:
+    return f"{value:,.2f} €".replace(",", "\u202f").replace(".", ",")
+
+
 async def import_payments(session: AsyncSession, path: Path, user: str) -> ImportResult:
+    """Record a file's payments; importing the same file again records nothing new.
+
+    Rows with a reference are recorded once per reference.  Identical rows
+    without one (same invoice, day and amount) are counted: a file holding
+    two of them records two payments, and importing it again none, because
+    two are already there.
+    """
     rows = payment_rows(path)
     created = unchanged = 0
+    seen: dict[tuple[int, dt.date, Decimal], int] = {}
     for row in rows:
         invoice = await session.scalar(select(Invoice).where(Invoice.number == row.invoice_number))
         if invoice is None:
             raise LedgerError(f"{row.where}: column 'invoice_number': "
                               f"no invoice numbered {row.invoice_number!r}")
+        if not row.reference:
+            key = (invoice.id, row.paid_on, row.amount)
+            seen[key] = seen.get(key, 0) + 1
+            known = await session.scalar(select(func.count()).select_from(Payment).where(
+                Payment.invoice_id == invoice.id, Payment.paid_on == row.paid_on,
+                Payment.amount == row.amount, Payment.reference == ""))
+            if (known or 0) >= seen[key]:
+                unchanged += 1
+                continue
         try:
             recorded = await record_payment(session, invoice, amount=row.amount,
                                             paid_on=row.paid_on, user=user, method=row.method,

@@ -24,7 +24,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
     false,
     text,
     true,
@@ -159,10 +158,6 @@ class Invoice(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
-    __table_args__ = (
-        UniqueConstraint("invoice_id", "paid_on", "amount", "reference",
-                         name="uq_payments_identity"),
-    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"),

@@ -124,7 +124,23 @@ def test_payments_make_an_invoice_leave_the_table(seeded: Cli, tmp_path: Path) -
     assert "1 payments recorded" in seeded(["import", "payments", str(path)]).stdout
     assert "0 payments recorded, 1 already known" in seeded(["import", "payments", str(path)]).stdout
     assert [r["invoice_number"] for r in rows(seeded, "--as-of", "2024-12-01")] == ["COD_F1026"]
-    assert "Règlement de 253.06 reçu le 25/11/2024 (soldée)" in seeded("history COD_F1023").stdout
+    assert "Règlement de 253,06 € reçu le 25/11/2024 (soldée)" in seeded("history COD_F1023").stdout
+
+
+def test_identical_payments_in_one_file_are_two_payments(seeded: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "payments.csv"
+    path.write_text("invoice_number;paid_on;amount\n"
+                    "COD_F1026;25/11/2024;50,00\nCOD_F1026;25/11/2024;50,00\n", encoding="utf-8")
+    assert "2 payments recorded, 0 already known" in seeded(["import", "payments", str(path)]).stdout
+    assert "0 payments recorded, 2 already known" in seeded(["import", "payments", str(path)]).stdout
+    (row,) = rows(seeded, "--as-of", "2024-12-01", "--customer", "INT01")
+    assert row["remaining"] == "580.40"
+    # By hand, the same amount on the same day is a second payment...
+    assert "530.40 still due" in seeded("pay COD_F1026 50 --on 25/11/2024").stdout
+    # ...unless its reference says it is the same one.
+    seeded("pay COD_F1026 10 --reference CHQ-9")
+    err = seeded("pay COD_F1026 10 --reference CHQ-9", ok=False).stderr
+    assert "a payment with reference 'CHQ-9' is already recorded" in err
 
 
 def test_pay_command_partial_then_full(seeded: Cli) -> None:

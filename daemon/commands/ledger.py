@@ -11,6 +11,7 @@ import click
 from relances.daemon import ledger
 from relances.daemon.app import App
 from relances.daemon.cli import async_command
+from relances.daemon.errors import LedgerError
 from relances.daemon.parsing import parse_amount, parse_date
 
 
@@ -103,10 +104,12 @@ async def pay_command(app: App, number: str, amount: Decimal | None, paid_on: dt
     async with app.sessions.begin() as session:
         invoice = await ledger.invoice_by_number(session, number)
         paid = amount if amount is not None else invoice.remaining
-        await ledger.record_payment(session, invoice, amount=paid,
-                                    paid_on=paid_on or app.settings.today(), user=app.user,
-                                    method=method, reference=reference)
+        recorded = await ledger.record_payment(session, invoice, amount=paid,
+                                               paid_on=paid_on or app.settings.today(),
+                                               user=app.user, method=method, reference=reference)
         left = invoice.remaining
+    if not recorded:
+        raise LedgerError(f"{number}: a payment with reference {reference!r} is already recorded")
     state = "paid in full" if left == 0 else f"{left} still due"
     click.echo(f"{number}: payment of {paid} recorded, {state}")
 
