@@ -98,6 +98,16 @@ class LetterSettings(_Model):
     default_language: Literal["fr", "en"] = "fr"
     invoice_pdf_pattern: str = "invoices/{number}.pdf"
 
+    @field_validator("invoice_pdf_pattern")
+    @classmethod
+    def _only_number(cls, value: str) -> str:
+        try:
+            value.format(number="F1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"the only placeholder is {{number}} ({exc!r} in {value!r})") \
+                from None
+        return value
+
 
 class LateChargeSettings(_Model):
     """French late-payment charges (Code de commerce L441-10 and D441-5)."""

@@ -210,8 +210,16 @@ class Dispatcher:
             log.warning("reminder %s cancelled in flight; its lease will expire and it will "
                         "be sent again", reminder_id)
             raise
-        except Exception:
-            log.exception("reminder %s: unexpected error; left for a later run", reminder_id)
+        except Exception as exc:
+            # A bug or an unforeseen failure: counted and retried with backoff
+            # like a transient failure, so max_attempts ends it, never stuck.
+            log.exception("reminder %s: unexpected error", reminder_id)
+            try:
+                await self._record_failure(reminder_id, None,
+                                           f"unexpected error: {exc.__class__.__name__}: {exc}",
+                                           retryable=True)
+            except Exception:
+                log.exception("reminder %s: could not record the failure", reminder_id)
         finally:
             slots.release()
             if self.progress is not None:
@@ -232,6 +240,9 @@ class Dispatcher:
                 assert invoice is not None
                 if invoice.remaining <= 0:
                     return "the invoice has been paid"
+                minimum = self.app.settings.policy(customer.policy).minimum_amount
+                if invoice.remaining < minimum:
+                    return f"what remains due is below the policy's minimum ({minimum})"
                 if invoice.on_hold and (invoice.hold_until is None or invoice.hold_until >= as_of):
                     return "the invoice is in dispute"
                 job = await prepare_letter(session, self.app.settings, invoice.number,

@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, update
@@ -96,6 +97,8 @@ async def queue_letters(session: AsyncSession, settings: Settings, request: Requ
                 continue  # this level sends statements (queue_statements)
             channels = request.channel or ",".join(rules.channels)
             due = [Invoice.level == level, sendable(as_of), in_group, *_filters(request)]
+            if policy.minimum_amount:
+                due.append(Invoice.remaining >= policy.minimum_amount)
             conditions = due if request.force else [*due, not_yet_reminded(level)]
             suffix = _force_suffix() if request.force else ""
             key = (literal("letter:") + Invoice.number + literal(f":{level}:{channels}{suffix}"))
@@ -126,6 +129,10 @@ async def queue_statements(session: AsyncSession, settings: Settings, request: R
     overdue invoices; it is queued when its level sends statements, or
     always with ``--statement``.
     """
+    uses_statements = any(level.document == "statement" for policy in settings.policies.values()
+                          for level in policy.levels.values())
+    if not request.statement and not uses_statements:
+        return Queued()
     conditions = [Invoice.level >= 1, sendable(as_of), *_filters(request)]
     if not request.force:
         conditions.append(or_(Invoice.last_reminded_level.is_(None),
@@ -137,16 +144,20 @@ async def queue_statements(session: AsyncSession, settings: Settings, request: R
     queued = Queued()
     for customer in customers:
         covered = (await session.execute(
-            select(Invoice.number, Invoice.level)
+            select(Invoice.number, Invoice.level, Invoice.remaining)
             .where(Invoice.customer_id == customer.id, sendable(as_of), Invoice.level >= 1)
             .order_by(Invoice.due_date, Invoice.number))).all()
-        level = max(lvl for _, lvl in covered)
-        rules = settings.policy(customer.policy).level(level)
+        level = max(lvl for _, lvl, _ in covered)
+        policy = settings.policy(customer.policy)
+        rules = policy.level(level)
+        if policy.minimum_amount and sum(
+                (r for *_, r in covered), Decimal(0)) < policy.minimum_amount:
+            continue
         if not request.statement and rules.document != "statement":
             continue
         if request.auto_only and not rules.auto_send:
             continue
-        numbers = ",".join(n for n, _ in covered)
+        numbers = ",".join(n for n, *_ in covered)
         channels = request.channel or ",".join(rules.channels)
         digest = hashlib.sha256(numbers.encode()).hexdigest()[:12]
         suffix = _force_suffix() if request.force else ""

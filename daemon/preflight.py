@@ -46,9 +46,23 @@ def check_channels(settings: Settings, pm: Any) -> None:
             raise ConfigError(f"{settings.where('channels', name)}: {exc}") from None
 
 
+def check_schedule(settings: Settings) -> None:
+    """The daemon's cron lines must parse, as the daemon will read them."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    for key in ("escalate", "dispatch"):
+        expression = getattr(settings.schedule, key)
+        if expression:
+            try:
+                CronTrigger.from_crontab(expression, timezone=settings.zone)
+            except ValueError as exc:
+                raise ConfigError(f"{settings.where('schedule', key)}: {exc}") from None
+
+
 def preflight(settings: Settings, pm: Any = None) -> list[str]:
     """Validate what the settings refer to; return warnings, raise ConfigError on errors."""
     check_policies(settings)
+    check_schedule(settings)
     check_channels(settings, pm if pm is not None else get_plugin_manager())
     warnings = list(check_templates(settings))
     if not harfbuzz_subset_available():

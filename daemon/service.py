@@ -55,14 +55,10 @@ def cron(expression: str, settings: Settings, key: str) -> CronTrigger:
 
 
 def validated(path: Path) -> tuple[Settings, list[str]]:
-    """Settings that pass every check the daemon relies on, with their warnings."""
+    """Settings that pass every check the daemon relies on (those of
+    ``check-config``), with their warnings."""
     settings = load_settings(path)
-    warnings = preflight(settings)
-    for key in JOBS:
-        expression = getattr(settings.schedule, key)
-        if expression:
-            cron(expression, settings, key)
-    return settings, warnings
+    return settings, preflight(settings)
 
 
 class Service:
@@ -242,7 +238,8 @@ class Service:
         assert self.app is not None
         self.notifier.reloading("reloading settings and templates")
         try:
-            settings, warnings = validated(self.config)
+            # Rendering every template takes a while: not on the event loop.
+            settings, warnings = await asyncio.to_thread(validated, self.config)
         except RelancesError as exc:
             log.error("reload refused, the running settings stay in force: %s", exc)
             self.notifier.ready("reload refused: settings invalid")

@@ -135,3 +135,24 @@ def test_broken_template_override_fails_check_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
     assert result.exit_code == 1
     assert "letter_1.html:2" in result.stderr and "nickname" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('  escalate: "30 7 * * mon-fri"', '  escalate: "99 7 * * mon-fri"', "schedule.escalate: "),
+        ("  invoice_pdf_pattern: invoices/{number}.pdf", "  invoice_pdf_pattern: inv/{numero}.pdf",
+         "letters.invoice_pdf_pattern: Value error, the only placeholder is {number}"),
+    ],
+)
+def test_check_config_refuses_what_the_daemon_would(tmp_path: Path, old: str, new: str,
+                                                    expected: str) -> None:
+    text = (ROOT / "settings.yaml").read_text(encoding="utf-8")
+    assert old in text
+    text = text.replace(old, new)
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if new.strip() in row)
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code == 1
+    assert f"{path}:{line}: {expected}" in result.stderr

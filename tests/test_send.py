@@ -223,3 +223,17 @@ def test_reprint_never_takes_another_invoice_whose_number_looks_alike(
     cli("send --invoice F10 --as-of 22/11/2024")
     out = cli("reprint F1").stdout
     assert "_AAA_F1_relance-1.pdf" in out and "BBB" not in out
+
+
+def test_below_the_policy_minimum_nothing_is_sent(tmp_path: Path, database_url: str) -> None:
+    overrides = channels(["archive"])
+    overrides["policies.default.minimum_amount"] = "300.00"
+    cli = make_cli(tmp_path, database_url, overrides)
+    cli("set-level COD_F1023 1")  # 253,06 €: below the minimum
+    cli("set-level COD_F1026 1")  # 680,40 €
+    out = cli("send --dry-run --as-of 22/11/2024").stdout
+    assert "COD_F1026" in out and "COD_F1023" not in out
+    cli("send --as-of 22/11/2024")
+    cli("pay COD_F1026 400 --on 22/11/2024")  # 280,40 € left
+    cli("set-level COD_F1026 2")
+    assert "nothing to send" in cli("send --as-of 23/11/2024").stdout
