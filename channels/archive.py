@@ -92,6 +92,9 @@ class ArchiveChannel(Channel):
         stem, suffix = name[: -len(".pdf")], ".pdf"
         fd, temp = tempfile.mkstemp(prefix=".relances-", suffix=".tmp", dir=self.folder)
         try:
+            # mkstemp makes the file private (0600); an archived letter is for
+            # people to read, so it gets the mode the umask gives new files.
+            os.fchmod(fd, 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as out:
                 out.write(delivery.pdf)
                 out.flush()
@@ -118,6 +121,12 @@ class ArchiveChannel(Channel):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _same_content(path: Path, content: bytes) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +137,13 @@ def test_configuration_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ChannelConfigError) as caught:
         archive_channel(tmp_path, path="letters")
     assert caught.value.key == "path"
+
+
+async def test_archived_letters_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        channel = archive_channel(tmp_path, folder="letters")
+        receipt = await channel.send(make_delivery())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(Path(receipt.reference).stat().st_mode) == 0o640
