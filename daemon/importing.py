@@ -120,6 +120,7 @@ class InvoiceRow:
 class CustomerRow:
     code: str
     values: dict[str, Any]  # only the columns the file has
+    where: str = ""  # "file:line: column 'policy'", for errors found later
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,9 @@ def invoice_rows(path: Path) -> list[InvoiceRow]:
         remaining = _cell(cells, columns, "remaining", parse_amount)
         if remaining < 0:
             raise LedgerError(f"{cells.where('remaining', columns)}: negative amount {remaining}")
+        if total >= 0 and remaining > total:
+            raise LedgerError(f"{cells.where('remaining', columns)}: {remaining} remaining is "
+                              f"more than the invoice's total {total}")
         rows.append(InvoiceRow(
             customer_code=_cell(cells, columns, "customer_code", str),
             customer_name=cells.get("customer_name"),
@@ -323,7 +327,7 @@ def customer_rows(path: Path) -> list[CustomerRow]:
             values["is_consumer"] = _cell(cells, columns, "kind", _kind)
         if "name" in values and not values["name"]:
             raise LedgerError(f"{cells.where('name', columns)}: value is missing")
-        rows.append(CustomerRow(code, values))
+        rows.append(CustomerRow(code, values, cells.where("policy", columns)))
     return rows
 
 

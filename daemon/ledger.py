@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -211,9 +211,20 @@ def _invoice_upsert(session: AsyncSession, chunk: Sequence[dict[str, Any]]) -> A
     })
 
 
-async def import_customers(session: AsyncSession, path: Path) -> ImportResult:
-    """Validate a whole customer file, then upsert it by customer code."""
+async def import_customers(session: AsyncSession, path: Path,
+                           policies: Collection[str] | None = None) -> ImportResult:
+    """Validate a whole customer file, then upsert it by customer code.
+
+    ``policies``: the policy names the settings define; a row naming
+    another one is refused.
+    """
     rows = customer_rows(path)
+    for row in rows:
+        policy = row.values.get("policy")
+        if policies is not None and policy and policy not in policies:
+            known = ", ".join(sorted(policies))
+            raise LedgerError(f"{row.where}: no policy named {policy!r} in the settings "
+                              f"(known: {known})")
     existing = await customer_ids(session, (r.code for r in rows))
     created = updated = 0
     for row in rows:

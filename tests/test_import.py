@@ -159,3 +159,18 @@ def test_customers_import_sets_contact_details_and_kind(seeded: Cli) -> None:
     assert "2 avenue de Paris" in card and "78280 Guyancourt" in card
     assert "Total dû : 680,40 €" in card
     assert "DANIERE FLORENCE (particulier, fr)" in seeded("customer DAN01").stdout
+
+
+def test_customer_naming_an_unknown_policy_is_refused(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_text("code,name,policy\nC1,Client One,default\nC2,Client Two,vip-typo\n",
+                    encoding="utf-8")
+    err = cli(["import", "customers", str(path)], ok=False).stderr
+    assert f"{path}:3: column 'policy': no policy named 'vip-typo' in the settings" in err
+    assert "no customer with code 'C1'" in cli("customer C1", ok=False).stderr
+
+
+def test_remaining_above_total_is_refused(cli: Cli, tsv: Callable[..., Path]) -> None:
+    path = tsv("A\t\tA\t\t01/01/2024\tF-1\t\t\t100,00\t150,00\t31/01/2024\t\t\t\t\t\t")
+    err = cli(["import", "invoices", str(path)], ok=False).stderr
+    assert f"{path}:2: column 'Reste': 150.00 remaining is more than the invoice's total 100.00" in err
