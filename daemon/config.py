@@ -16,7 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from relances.daemon.errors import ConfigError
 
@@ -164,11 +164,12 @@ class Settings(_Model):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @model_validator(mode="after")
-    def _default_policy(self) -> Settings:
-        if "default" not in self.policies:
-            raise ValueError("policies: a policy named 'default' is required")
-        return self
+    @field_validator("policies")
+    @classmethod
+    def _default_policy(cls, value: dict[str, Policy]) -> dict[str, Policy]:
+        if "default" not in value:
+            raise ValueError("a policy named 'default' is required")
+        return value
 
     @property
     def config_dir(self) -> Path:

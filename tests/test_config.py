@@ -63,7 +63,8 @@ def test_settings_yaml_documents_every_key() -> None:
         ("policies:\n  default:\n    levels:\n      1: {}\n      2: {}\n",
          "settings.yaml:3: policies.default.levels: Value error, levels must be exactly 1, 2 and 3"),
         ("sender: [1, 2\n", "settings.yaml:2: invalid YAML"),
-        ("policies:\n  other: {}\n", "policies: a policy named 'default' is required"),
+        ("policies:\n  other: {}\n",
+         "settings.yaml:1: policies: Value error, a policy named 'default' is required"),
     ],
 )
 def test_bad_settings_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:

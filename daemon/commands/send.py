@@ -60,7 +60,8 @@ async def send_command(app: App, customer: str | None, number: str | None, state
 
     One letter per invoice, or one statement per customer with --statement;
     for everyone, one customer or one invoice.  "Relancé le" is stamped
-    only on what a channel accepted.
+    only on what a channel accepted, with today's date; with --as-of the
+    run is a replay of that day: letters are dated and stamped with it.
     """
     async with app.sessions() as session:
         if customer:
