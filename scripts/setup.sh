@@ -53,6 +53,14 @@ PYTHON="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
+# Nothing to do when this very project file was installed with these extras.
+stamp=".venv/.relances-installed"
+want_stamp="$(sha256sum pyproject.toml | cut -d' ' -f1) ${extras}"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want_stamp" ]] \
+   || [[ -f "$stamp" && -z "$extras" && "$(cut -d' ' -f1 "$stamp")" == "${want_stamp% }" ]]; then
+    exit 0
+fi
+
 # pip and its build backend talk a lot; show what they said only when they fail.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -62,3 +70,4 @@ if ! { .venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" wheel \
     echo "setup: pip install failed" >&2
     exit 1
 fi
+echo "$want_stamp" > "$stamp"

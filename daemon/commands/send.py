@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import sys
 
 import click
@@ -14,7 +15,7 @@ from relances.daemon.cli import async_command
 from relances.daemon.commands.ledger import as_of_option
 from relances.daemon.dispatch import Dispatcher
 from relances.daemon.errors import LedgerError
-from relances.daemon.models import Customer, Invoice
+from relances.daemon.models import Customer, Invoice, RunRecord, utcnow
 from relances.daemon.rendering import Renderer
 from relances.daemon.reprint import reprint
 
@@ -84,6 +85,7 @@ async def send_command(app: App, customer: str | None, number: str | None, state
         hint = " (use --force to send again)" if queued.already else ""
         click.echo(f"nothing to send: {queued.already} already sent or queued{hint}")
         return
+    started = utcnow()
     async with Renderer(app.settings) as renderer:
         dispatcher = Dispatcher(app, app.plugins, renderer)
         if len(queued.ids) >= PROGRESS_FROM and sys.stderr.isatty():
@@ -93,6 +95,11 @@ async def send_command(app: App, customer: str | None, number: str | None, state
                 summary = await dispatcher.run(only=queued.ids)
         else:
             summary = await dispatcher.run(only=queued.ids)
+    async with app.sessions.begin() as session:
+        session.add(RunRecord(job="send", user=app.user, started_at=started,
+                              finished_at=utcnow(), host=socket.gethostname(),
+                              summary=f"{len(queued.ids)} queued; {summary}",
+                              ok=summary.failed == 0))
     for reason in summary.reasons:
         click.echo(f"  {reason}", err=True)
     skipped = f"; {queued.already} skipped (already sent or queued)" if queued.already else ""
