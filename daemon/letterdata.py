@@ -111,6 +111,17 @@ def _totals(invoices: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def window_address(settings: Settings, customer: Customer) -> list[str]:
+    """The address as the envelope window shows it: La Poste's norm leaves the
+    country out of domestic mail, and puts it last for mail abroad."""
+    lines = list(customer.address)
+    country = (customer.country or "").strip()
+    if lines and country and country.casefold() == settings.sender.country.strip().casefold() \
+            and lines[-1] == country:
+        lines.pop()
+    return lines
+
+
 def build_context(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,
                   kind: str, level: int, as_of: dt.date, language: str) -> dict[str, Any]:
     """The merge fields of one letter or statement (see ``docs/merge-fields.md``)."""
@@ -132,7 +143,7 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
         "deadline_days": policy.formal_notice_deadline_days,
         "attach_invoice": level_policy.attach_invoice,
         "sender": sender_fields(settings),
-        "customer": customer_fields(customer),
+        "customer": {**customer_fields(customer), "address": window_address(settings, customer)},
         "invoice": rows[0] if kind == "letter" else None,
         "invoices": rows,
         "totals": _totals(rows),
