@@ -13,7 +13,10 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import select
 import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -49,7 +52,7 @@ class RenderedLetter:
 _ENGINE: PdfEngine | None = None
 
 
-def _init_worker(settings: Settings) -> None:
+def _init_worker(settings: Settings, owner: int) -> None:
     global _ENGINE
     # The parent decides when workers stop.  A Ctrl-C or a hangup reaches
     # the whole process group: left to their defaults, they would kill the
@@ -57,8 +60,41 @@ def _init_worker(settings: Settings) -> None:
     # or reloads, or finishes its grace period.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _exit_with(owner)
     _ENGINE = PdfEngine(settings)
     _ENGINE.warm_up()
+
+
+def _exit_with(owner: int) -> None:
+    """Exit this worker as soon as process ``owner`` (the daemon) is gone.
+
+    The workers' parent is multiprocessing's fork server, and each worker
+    holds the fd that keeps that server alive: when the daemon is killed
+    (``kill -9``), neither would ever notice.  A thread waits on a pidfd of
+    the daemon, which becomes readable when it exits; it costs no CPU
+    while it waits.
+    """
+    try:
+        pidfd = os.pidfd_open(owner)
+    except (AttributeError, OSError):  # not Linux ≥ 5.3: look every few seconds
+        def watch() -> None:
+            while True:
+                time.sleep(2)
+                try:
+                    os.kill(owner, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+    else:
+        def watch() -> None:
+            select.select([pidfd], [], [])
+            os._exit(1)
+    threading.Thread(target=watch, name="exit-with-daemon", daemon=True).start()
+
+
+def _ready() -> int:
+    """A render worker's answer to the warm-up: its pid, once initialised."""
+    time.sleep(0.05)  # long enough for the pool to hand the next one to another worker
+    return os.getpid()
 
 
 def _engine() -> PdfEngine:
@@ -121,9 +157,14 @@ class Renderer:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=_pool_context(),
-                initializer=_init_worker, initargs=(self.settings,),
+                initializer=_init_worker, initargs=(self.settings, os.getpid()),
             )
         return self._pool
+
+    async def warm(self) -> None:
+        """Start every worker now, so the first letter does not wait for them."""
+        self.start()
+        await asyncio.gather(*(self._submit(_ready) for _ in range(self.workers)))
 
     @property
     def worker_pids(self) -> list[int]:

@@ -94,7 +94,7 @@ class Service:
         await self.app.ready()
         self.app.plugins  # noqa: B018 - load plugins now: a broken one fails the start
         self.renderer = Renderer(settings)
-        self.renderer.start()
+        await self.renderer.warm()
         # --once too: a cron or timer run that is stopped must hand back its
         # claims and take its render workers with it, not die on the spot.
         self._install_signals()
@@ -249,7 +249,7 @@ class Service:
         old = self.renderer
         self.app.settings = settings
         self.renderer = Renderer(settings)
-        self.renderer.start()
+        await self.renderer.warm()
         if self.scheduler is not None:
             self._schedule(settings)
         if old is not None:
