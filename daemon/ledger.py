@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -225,21 +225,26 @@ async def import_customers(session: AsyncSession, path: Path,
             known = ", ".join(sorted(policies))
             raise LedgerError(f"{row.where}: no policy named {policy!r} in the settings "
                               f"(known: {known})")
-    existing = await customer_ids(session, (r.code for r in rows))
-    created = updated = 0
+    existing: dict[str, Customer] = {}
+    for chunk in _chunks(sorted({r.code for r in rows})):
+        found = await session.execute(select(Customer).where(Customer.code.in_(chunk)))
+        existing.update({c.code: c for c in found.scalars()})
+    created = updated = unchanged = 0
     for row in rows:
-        if row.code in existing:
-            if row.values:
-                await session.execute(update(Customer).where(Customer.code == row.code)
-                                      .values(**row.values, updated_at=utcnow()))
-            updated += 1
-        else:
+        customer = existing.get(row.code)
+        if customer is None:
             if not row.values.get("name"):
                 raise LedgerError(f"{path}: customer {row.code}: a new customer needs a name")
             session.add(Customer(code=row.code, **row.values))
             created += 1
+        elif all(getattr(customer, key) == value for key, value in row.values.items()):
+            unchanged += 1
+        else:
+            for key, value in row.values.items():
+                setattr(customer, key, value)
+            updated += 1
     await session.flush()
-    return ImportResult(created, updated, 0, created + updated)
+    return ImportResult(created, updated, unchanged, created + updated + unchanged)
 
 
 async def invoice_by_number(session: AsyncSession, number: str) -> Invoice:

@@ -174,3 +174,8 @@ def test_remaining_above_total_is_refused(cli: Cli, tsv: Callable[..., Path]) ->
     path = tsv("A\t\tA\t\t01/01/2024\tF-1\t\t\t100,00\t150,00\t31/01/2024\t\t\t\t\t\t")
     err = cli(["import", "invoices", str(path)], ok=False).stderr
     assert f"{path}:2: column 'Reste': 150.00 remaining is more than the invoice's total 100.00" in err
+
+
+def test_reimporting_customers_reports_them_unchanged(seeded: Cli) -> None:
+    out = seeded(["import", "customers", str(SAMPLE / "customers.csv")]).stdout
+    assert "0 new customers, 0 updated, 5 unchanged" in out

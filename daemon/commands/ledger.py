@@ -77,7 +77,8 @@ async def import_customers(app: App, file: Path) -> None:
     """Import or update customers' contact details, language and kind."""
     async with app.sessions.begin() as session:
         result = await ledger.import_customers(session, file, app.settings.policies)
-    click.echo(f"{file}: {result.created} new customers, {result.updated} updated")
+    click.echo(f"{file}: {result.created} new customers, {result.updated} updated, "
+               f"{result.unchanged} unchanged")
 
 
 @import_group.command("payments")
