@@ -241,9 +241,14 @@ async def _closed(protocol: Any, timeout: float = 2.0) -> None:
     means a batch's end really frees the socket, rather than leaving it to
     the garbage collector when a short-lived loop ends first.
     """
+    if protocol is None:
+        # aiosmtplib already dropped its connection (a failed handshake closes
+        # it inside connect()): give the loop a moment to finish closing it.
+        await asyncio.sleep(0.05)
+        return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while protocol is not None and protocol.transport is not None and loop.time() < deadline:
+    while protocol.transport is not None and loop.time() < deadline:
         await asyncio.sleep(0.005)
 
 
