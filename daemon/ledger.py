@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.errors import LedgerError
@@ -31,6 +30,7 @@ from relances.daemon.models import (
     RunRecord,
     utcnow,
 )
+from relances.daemon.storage import upsert
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,6 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def _greatest(session: AsyncSession, a: Any, b: Any) -> ColumnElement[Any]:
@@ -123,7 +119,7 @@ async def _upsert_customers_from_invoices(session: AsyncSession, rows: Sequence[
         }
     values = list(by_code.values())
     for chunk in _chunks(values):
-        stmt = _insert(session, Customer).values(
+        stmt = upsert(session, Customer).values(
             [{**v, "created_at": utcnow(), "updated_at": utcnow()} for v in chunk])
         ex = stmt.excluded
         # An empty cell in an invoice export never erases what a customer import set.
@@ -179,7 +175,7 @@ def _later(a: dt.date | None, b: dt.date | None) -> dt.date | None:
 
 
 def _invoice_upsert(session: AsyncSession, chunk: Sequence[dict[str, Any]]) -> Any:
-    stmt = _insert(session, Invoice).values(list(chunk))
+    stmt = upsert(session, Invoice).values(list(chunk))
     ex = stmt.excluded
     newer_reminder = and_(
         ex.last_reminded_on.is_not(None),

@@ -20,13 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import DaemonSettings, Settings
 from relances.daemon.escalation import policy_groups
 from relances.daemon.listing import held, open_invoices
 from relances.daemon.models import Customer, Invoice, Reminder, utcnow
+from relances.daemon.storage import upsert
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,6 @@ class Queued:
     ids: list[int] = field(default_factory=list)
     already: int = 0  # due, but already queued or sent under the same key
 
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def sendable(as_of: dt.date) -> ColumnElement[bool]:
@@ -109,7 +105,7 @@ async def queue_letters(session: AsyncSession, settings: Settings, request: Requ
                 literal(user), literal(request.as_of, Reminder.as_of.type),
                 literal(now, Reminder.created_at.type),
             ).where(*conditions)
-            stmt = _insert(session, Reminder).from_select(
+            stmt = upsert(session, Reminder).from_select(
                 ["key", "kind", "customer_id", "invoice_id", "invoice_numbers", "level",
                  "channels", "state", "next_attempt_at", "requested_by", "as_of", "created_at"],
                 rows,
@@ -162,7 +158,7 @@ async def queue_statements(session: AsyncSession, settings: Settings, request: R
         digest = hashlib.sha256(numbers.encode()).hexdigest()[:12]
         suffix = _force_suffix() if request.force else ""
         key = f"statement:{customer.code}:{level}:{digest}:{channels}{suffix}"
-        stmt = _insert(session, Reminder).values(
+        stmt = upsert(session, Reminder).values(
             key=key, kind="statement", customer_id=customer.id, invoice_numbers=numbers,
             level=level, channels=channels, state=PENDING, next_attempt_at=utcnow(),
             requested_by=user, as_of=request.as_of, created_at=utcnow(),

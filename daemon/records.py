@@ -10,13 +10,13 @@ import datetime as dt
 import logging
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import DaemonSettings
 from relances.daemon.ledger import add_history
 from relances.daemon.models import Document, Invoice, Reminder, utcnow
 from relances.daemon.outbox import CANCELLED, FAILED, PENDING, SENT, retry_delay
+from relances.daemon.storage import upsert
 from relances.plugins.contract import Delivery, Receipt
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,7 @@ async def covered_invoices(session: AsyncSession, reminder: Reminder) -> list[In
 
 async def keep_document(session: AsyncSession, pdf: bytes, sha256: str) -> int:
     """Store a PDF once (by its hash) and return its id."""
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite.insert)(Document)
-    await session.execute(insert.values(sha256=sha256, content=pdf, size=len(pdf),
+    await session.execute(upsert(session, Document).values(sha256=sha256, content=pdf, size=len(pdf),
                                         created_at=utcnow())
                           .on_conflict_do_nothing(index_elements=["sha256"]))
     document_id = await session.scalar(select(Document.id).where(Document.sha256 == sha256))
