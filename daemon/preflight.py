@@ -46,17 +46,26 @@ def check_channels(settings: Settings, pm: Any) -> None:
             raise ConfigError(f"{settings.where('channels', name)}: {exc}") from None
 
 
-def check_schedule(settings: Settings) -> None:
-    """The daemon's cron lines must parse, as the daemon will read them."""
+SCHEDULED_JOBS = ("escalate", "dispatch")
+
+
+def cron_trigger(settings: Settings, job: str) -> Any:
+    """The trigger of ``schedule.<job>`` (None when unset); ConfigError if it does not parse."""
     from apscheduler.triggers.cron import CronTrigger
 
-    for key in ("escalate", "dispatch"):
-        expression = getattr(settings.schedule, key)
-        if expression:
-            try:
-                CronTrigger.from_crontab(expression, timezone=settings.zone)
-            except ValueError as exc:
-                raise ConfigError(f"{settings.where('schedule', key)}: {exc}") from None
+    expression = getattr(settings.schedule, job)
+    if not expression:
+        return None
+    try:
+        return CronTrigger.from_crontab(expression, timezone=settings.zone)
+    except ValueError as exc:
+        raise ConfigError(f"{settings.where('schedule', job)}: {exc}") from None
+
+
+def check_schedule(settings: Settings) -> None:
+    """The daemon's cron lines must parse, as the daemon will read them."""
+    for job in SCHEDULED_JOBS:
+        cron_trigger(settings, job)
 
 
 def preflight(settings: Settings, pm: Any = None) -> list[str]:

@@ -25,40 +25,34 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from relances.daemon import outbox
 from relances.daemon.app import App
 from relances.daemon.config import Settings, load_settings
 from relances.daemon.dispatch import Dispatcher, worker_name
-from relances.daemon.errors import ConfigError, RelancesError
+from relances.daemon.errors import RelancesError
 from relances.daemon.jobs import dispatch_job, escalate_job
 from relances.daemon.locks import SingleInstanceLock, instance_lock_for
-from relances.daemon.preflight import preflight
+from relances.daemon.preflight import SCHEDULED_JOBS, cron_trigger, preflight
 from relances.daemon.rendering import Renderer
 from relances.daemon.systemd import Notifier, watchdog_interval
+from relances.plugins.manager import get_plugin_manager
 
 log = logging.getLogger(__name__)
 
-JOBS = ("escalate", "dispatch")
+JOBS = SCHEDULED_JOBS
 ESCALATION_SETTLE_SECONDS = 30
 
 
-def cron(expression: str, settings: Settings, key: str) -> CronTrigger:
-    try:
-        return CronTrigger.from_crontab(expression, timezone=settings.zone)
-    except ValueError as exc:
-        raise ConfigError(f"{settings.where('schedule', key)}: {exc}") from None
-
-
-def validated(path: Path) -> tuple[Settings, list[str]]:
+def validated(path: Path, pm: Any = None) -> tuple[Settings, list[str]]:
     """Settings that pass every check the daemon relies on (those of
     ``check-config``), with their warnings."""
     settings = load_settings(path)
-    return settings, preflight(settings)
+    return settings, preflight(settings, pm)
 
 
 class Service:
@@ -84,15 +78,16 @@ class Service:
     # -- startup ---------------------------------------------------------------------
 
     async def startup(self) -> None:
-        settings, warnings = validated(self.config)
+        # Plugins load here, once: a broken one fails the start.
+        plugins = get_plugin_manager()
+        settings, warnings = validated(self.config, plugins)
         for warning in warnings:
             log.warning("%s", warning)
         self.lock = instance_lock_for(settings.database_url)
         if self.lock is not None:
             self.lock.acquire()
-        self.app = App(settings=settings, user=self.user)
+        self.app = App(settings=settings, user=self.user, _plugins=plugins)
         await self.app.ready()
-        self.app.plugins  # noqa: B018 - load plugins now: a broken one fails the start
         self.renderer = Renderer(settings)
         await self.renderer.warm()
         # --once too: a cron or timer run that is stopped must hand back its
@@ -116,11 +111,10 @@ class Service:
         for job in JOBS:
             if self.scheduler.get_job(job):
                 self.scheduler.remove_job(job)
-            expression = getattr(settings.schedule, job)
-            if expression:
-                self.scheduler.add_job(self.wanted.put_nowait, cron(expression, settings, job),
-                                       args=(job,), id=job, coalesce=True, max_instances=1,
-                                       misfire_grace_time=3600)
+            trigger = cron_trigger(settings, job)
+            if trigger is not None:
+                self.scheduler.add_job(self.wanted.put_nowait, trigger, args=(job,), id=job,
+                                       coalesce=True, max_instances=1, misfire_grace_time=3600)
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -210,12 +204,15 @@ class Service:
         if self.stop_requested.is_set():
             dispatcher.stop()
 
+    def _dispatch_at(self, when: dt.datetime, job_id: str) -> None:
+        """One extra dispatch at ``when``, besides the scheduled ones."""
+        if self.scheduler is not None:
+            self.scheduler.add_job(self.wanted.put_nowait, DateTrigger(when),
+                                   args=("dispatch",), id=job_id, replace_existing=True)
+
     def _dispatch_later(self, seconds: float) -> None:
-        if self.scheduler is None:
-            return
         when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
-        self.scheduler.add_job(self.wanted.put_nowait, DateTrigger(when), args=("dispatch",),
-                               id="dispatch-after-escalation", replace_existing=True)
+        self._dispatch_at(when, "dispatch-after-escalation")
 
     async def _schedule_retry(self) -> None:
         """Wake dispatch when the next retry falls due, if before its next scheduled run."""
@@ -229,9 +226,7 @@ class Service:
         if regular is not None and regular.next_run_time is not None \
                 and regular.next_run_time <= due:
             return
-        when = max(due, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
-        self.scheduler.add_job(self.wanted.put_nowait, DateTrigger(when), args=("dispatch",),
-                               id="retry", replace_existing=True)
+        self._dispatch_at(max(due, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)), "retry")
 
     async def _reload(self) -> None:
         self.reload_requested = False
