@@ -9,6 +9,7 @@ was down is caught up by the next one.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 from collections.abc import Callable
@@ -62,11 +63,16 @@ async def dispatch_job(app: App, renderer: Renderer, *, worker: str,
                 released = await records.release(session, dispatcher.unstarted, worker)
             log.info("handed back %d claimed reminders that were not started", released)
     if summary.handled or queued.ids:
-        async with app.sessions.begin() as session:
-            session.add(RunRecord(job="dispatch", user=app.user, started_at=started,
-                                  finished_at=utcnow(), host=socket.gethostname(),
-                                  summary=f"{len(queued.ids)} queued; {summary}",
-                                  ok=summary.failed == 0))
+        await record_run(app, "dispatch", started, len(queued.ids), summary)
         log.info("dispatch: %d queued; %s", len(queued.ids), summary)
     return DispatchRun(len(queued.ids), summary)
+
+
+async def record_run(app: App, job: str, started: dt.datetime, queued: int,
+                     summary: Summary) -> None:
+    """Keep a sending run (the daemon's or `send`'s) for `relances status`."""
+    async with app.sessions.begin() as session:
+        session.add(RunRecord(job=job, user=app.user, started_at=started, finished_at=utcnow(),
+                              host=socket.gethostname(), summary=f"{queued} queued; {summary}",
+                              ok=summary.failed == 0))
 

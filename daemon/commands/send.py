@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import sys
 
 import click
@@ -15,7 +14,8 @@ from relances.daemon.cli import async_command
 from relances.daemon.commands.ledger import as_of_option
 from relances.daemon.dispatch import Dispatcher
 from relances.daemon.errors import LedgerError
-from relances.daemon.models import Customer, Invoice, RunRecord, utcnow
+from relances.daemon.jobs import record_run
+from relances.daemon.models import Customer, Invoice, utcnow
 from relances.daemon.rendering import Renderer
 from relances.daemon.reprint import reprint
 
@@ -95,11 +95,7 @@ async def send_command(app: App, customer: str | None, number: str | None, state
                 summary = await dispatcher.run(only=queued.ids)
         else:
             summary = await dispatcher.run(only=queued.ids)
-    async with app.sessions.begin() as session:
-        session.add(RunRecord(job="send", user=app.user, started_at=started,
-                              finished_at=utcnow(), host=socket.gethostname(),
-                              summary=f"{len(queued.ids)} queued; {summary}",
-                              ok=summary.failed == 0))
+    await record_run(app, "send", started, len(queued.ids), summary)
     for reason in summary.reasons:
         click.echo(f"  {reason}", err=True)
     skipped = f"; {queued.already} skipped (already sent or queued)" if queued.already else ""
