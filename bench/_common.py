@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: a counting SMTP server, CPU and memory of process trees."""
+"""Helpers shared by the benchmarks: the bare WeasyPrint baseline, a counting SMTP
+server, CPU and memory of process trees."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ import multiprocessing
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import weasyprint
+
+from relances.daemon.config import Settings
+from relances.daemon.letters import LetterJob
+from relances.daemon.pdfengine import PdfEngine
+from relances.daemon.templating import PACKAGE_DIR
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -103,6 +112,34 @@ class PeakMemory(threading.Thread):
         self.join()
         self.sample()
         return self.peak_kib
+
+
+# -- the baseline: a bare WeasyPrint loop ---------------------------------------------
+
+
+@dataclass
+class Bare:
+    letters: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.letters / self.seconds
+
+
+def bare_loop(settings: Settings, job: LetterJob, count: int) -> Bare:
+    """The naive loop, one process, stylesheet parsed every time: its time and its CPU."""
+    engine = PdfEngine(settings)
+    css = (PACKAGE_DIR / "common" / "style.css").read_text(encoding="utf-8")
+    html = engine.html(job.language, job.template, job.context).replace(
+        "</head>", f"<style>{css}</style></head>", 1)
+    base_url = (PACKAGE_DIR / job.language).as_uri() + "/"
+    weasyprint.HTML(string=html, base_url=base_url).write_pdf()  # fonts loaded, as for the pool
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(count):
+        weasyprint.HTML(string=html, base_url=base_url).write_pdf()
+    return Bare(count, time.perf_counter() - start, time.process_time() - cpu)
 
 
 # -- a counting SMTP server in a process of its own -------------------------------------

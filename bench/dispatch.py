@@ -45,16 +45,23 @@ from typing import Any
 
 import weasyprint
 import yaml
-from _common import PeakMemory, SmtpCounts, SmtpSink, cpu_seconds, descendants, tree_cpu_seconds
+from _common import (
+    Bare,
+    PeakMemory,
+    SmtpCounts,
+    SmtpSink,
+    bare_loop,
+    cpu_seconds,
+    descendants,
+    tree_cpu_seconds,
+)
 
 from relances.daemon import storage
 from relances.daemon.app import App
 from relances.daemon.config import Settings, load_settings
 from relances.daemon.jobs import dispatch_job, escalate_job
 from relances.daemon.letters import LetterJob, prepare_letter
-from relances.daemon.pdfengine import PdfEngine
 from relances.daemon.rendering import Renderer, harfbuzz_subset_available
-from relances.daemon.templating import PACKAGE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 RELANCES = Path(sys.executable).with_name("relances")
@@ -115,31 +122,6 @@ def stamped(db_path: Path, today: dt.date) -> int:
 
 
 # -- the bare loop ---------------------------------------------------------------------
-
-
-@dataclass
-class Bare:
-    letters: int
-    seconds: float
-    cpu_seconds: float
-
-    @property
-    def rate(self) -> float:
-        return self.letters / self.seconds
-
-
-def bare_loop(settings: Settings, job: LetterJob, count: int) -> Bare:
-    """The naive loop, one process, stylesheet parsed every time: its time and its CPU."""
-    engine = PdfEngine(settings)
-    css = (PACKAGE_DIR / "common" / "style.css").read_text(encoding="utf-8")
-    html = engine.html(job.language, job.template, job.context).replace(
-        "</head>", f"<style>{css}</style></head>", 1)
-    base_url = (PACKAGE_DIR / job.language).as_uri() + "/"
-    weasyprint.HTML(string=html, base_url=base_url).write_pdf()  # fonts loaded, as for the pool
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(count):
-        weasyprint.HTML(string=html, base_url=base_url).write_pdf()
-    return Bare(count, time.perf_counter() - start, time.process_time() - cpu)
 
 
 async def first_letter(app: App) -> LetterJob:

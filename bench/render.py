@@ -16,19 +16,17 @@ import argparse
 import asyncio
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 import weasyprint
+from _common import PeakMemory, bare_loop
 
 from relances.daemon.config import Settings, load_settings
 from relances.daemon.letterdata import build_context
 from relances.daemon.letters import LetterJob
 from relances.daemon.mergefields import SAMPLE_DATE, sample_customer, sample_invoices
-from relances.daemon.pdfengine import PdfEngine
 from relances.daemon.rendering import Renderer, harfbuzz_subset_available
-from relances.daemon.templating import PACKAGE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,42 +50,7 @@ def letter_job(s: Settings, n: int) -> LetterJob:
 
 def baseline(s: Settings, count: int) -> float:
     """Letters per second of the naive loop: one process, stylesheet parsed every time."""
-    engine = PdfEngine(s)
-    job = letter_job(s, 0)
-    css = (PACKAGE_DIR / "common" / "style.css").read_text(encoding="utf-8")
-    html = engine.html("fr", job.template, job.context).replace(
-        "</head>", f"<style>{css}</style></head>", 1)
-    base_url = (PACKAGE_DIR / "fr").as_uri() + "/"
-    weasyprint.HTML(string=html, base_url=base_url).write_pdf()  # fonts loaded, as for the pool
-    start = time.perf_counter()
-    for _ in range(count):
-        weasyprint.HTML(string=html, base_url=base_url).write_pdf()
-    return count / (time.perf_counter() - start)
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class MemorySampler(threading.Thread):
-    """Peak resident memory of this process and the render workers, sampled."""
-
-    def __init__(self, renderer: Renderer) -> None:
-        super().__init__(daemon=True)
-        self.renderer = renderer
-        self.peak = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.2):
-            pids = [os.getpid(), *self.renderer.worker_pids]
-            self.peak = max(self.peak, sum(rss_kib(p) for p in pids))
+    return bare_loop(s, letter_job(s, 0), count).rate
 
 
 async def pooled(s: Settings, count: int, workers: int | None) -> tuple[float, float, int]:
@@ -96,7 +59,7 @@ async def pooled(s: Settings, count: int, workers: int | None) -> tuple[float, f
     async with Renderer(s, workers=workers) as renderer:
         await asyncio.gather(*(renderer.render(letter_job(s, -i)) for i in range(renderer.workers)))
         ready = time.perf_counter() - started
-        sampler = MemorySampler(renderer)
+        sampler = PeakMemory(lambda: renderer.worker_pids)
         sampler.start()
         next_n = 0
 
@@ -110,9 +73,8 @@ async def pooled(s: Settings, count: int, workers: int | None) -> tuple[float, f
         start = time.perf_counter()
         await asyncio.gather(*(feed() for _ in range(2 * renderer.workers)))
         rate = count / (time.perf_counter() - start)
-        sampler.done.set()
-        sampler.join()
-    return rate, ready, sampler.peak
+        peak = sampler.stop()
+    return rate, ready, peak
 
 
 def main() -> None:
