@@ -17,9 +17,9 @@ from typing import Any
 import weasyprint
 
 from relances.daemon.config import Settings
-from relances.daemon.letters import LetterJob
-from relances.daemon.pdfengine import PdfEngine
-from relances.daemon.templating import PACKAGE_DIR
+from relances.daemon.letters.documents import LetterJob
+from relances.daemon.letters.pdf import PdfEngine
+from relances.daemon.letters.templating import PACKAGE_DIR
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -57,11 +57,11 @@ from _common import (
 )
 
 from relances.daemon import storage
-from relances.daemon.app import App
 from relances.daemon.config import Settings, load_settings
-from relances.daemon.jobs import dispatch_job, escalate_job
-from relances.daemon.letters import LetterJob, prepare_letter
-from relances.daemon.rendering import Renderer, harfbuzz_subset_available
+from relances.daemon.letters.documents import LetterJob, prepare_letter
+from relances.daemon.letters.pool import Renderer, harfbuzz_subset_available
+from relances.daemon.service.jobs import dispatch_job, escalate_job
+from relances.daemon.storage import App
 
 ROOT = Path(__file__).resolve().parent.parent
 RELANCES = Path(sys.executable).with_name("relances")

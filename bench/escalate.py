@@ -33,8 +33,8 @@ from sqlalchemy import text
 
 from relances.daemon import storage
 from relances.daemon.config import settings_from_data
-from relances.daemon.escalation import escalate
-from relances.daemon.listing import reminders_table
+from relances.daemon.escalation.run import escalate
+from relances.daemon.ledger.listing import reminders_table
 
 AS_OF = dt.date(2026, 11, 27)
 

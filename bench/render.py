@@ -23,10 +23,10 @@ import weasyprint
 from _common import PeakMemory, bare_loop
 
 from relances.daemon.config import Settings, load_settings
-from relances.daemon.letterdata import build_context
-from relances.daemon.letters import LetterJob
-from relances.daemon.mergefields import SAMPLE_DATE, sample_customer, sample_invoices
-from relances.daemon.rendering import Renderer, harfbuzz_subset_available
+from relances.daemon.letters.context import build_context
+from relances.daemon.letters.documents import LetterJob
+from relances.daemon.letters.mergefields import SAMPLE_DATE, sample_customer, sample_invoices
+from relances.daemon.letters.pool import Renderer, harfbuzz_subset_available
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,13 +1,21 @@
-"""The database: engine, sessions and schema migrations.
+"""The database: engine, sessions, schema migrations, and :class:`App`.
 
 The engine is built by :func:`create_engine`, never at import time.  SQLite
 runs in WAL mode with foreign keys on and a busy timeout, so the CLI and the
 daemon can share one file on one host; PostgreSQL is chosen by the URL.
+
+:class:`App` is what every unit of work needs: the settings, the user
+written into the history, and the database's sessions.  It is built once
+per command-line invocation (and once per daemon start) and holds no ORM
+state of its own.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
+from relances.daemon.config import Settings, load_settings
 from relances.daemon.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -116,3 +125,63 @@ async def check_schema(engine: AsyncEngine) -> None:
     if current != head:
         state = "empty" if current is None else f"at revision {current}"
         raise ConfigError(f"the database is {state}, not {head}: run `relances init`")
+
+
+USER_ENV = "RELANCES_USER"
+
+
+def default_user() -> str:
+    """``$RELANCES_USER``, else the login name."""
+    env = os.environ.get(USER_ENV)
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "relances"
+
+
+@dataclass
+class App:
+    settings: Settings
+    user: str = field(default_factory=default_user)
+    _engine: AsyncEngine | None = None
+    _sessions: async_sessionmaker[AsyncSession] | None = None
+    _plugins: Any = None
+
+    @classmethod
+    def load(cls, config: str | Path | None = None, user: str | None = None) -> App:
+        return cls(settings=load_settings(config), user=user or default_user())
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_engine(
+                self.settings.database_url, echo=self.settings.database.echo
+            )
+        return self._engine
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessions is None:
+            self._sessions = sessionmaker(self.engine)
+        return self._sessions
+
+    @property
+    def plugins(self) -> Any:
+        """The plugin manager, with the built-in channels and installed plugins."""
+        if self._plugins is None:
+            from relances.plugins.manager import get_plugin_manager
+
+            self._plugins = get_plugin_manager()
+        return self._plugins
+
+    async def ready(self) -> None:
+        """Fail with a clear message unless the schema is up to date."""
+        await check_schema(self.engine)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+            self._sessions = None

@@ -17,8 +17,8 @@ import pytest
 from helpers import SAMPLE, Cli, write_settings
 
 from relances.daemon import storage
-from relances.daemon.app import App
 from relances.daemon.config import load_settings
+from relances.daemon.storage import App
 
 PG_SERVER = os.environ.get("RELANCES_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 PG_DATABASE = f"relances_test_{os.getpid()}"

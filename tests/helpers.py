@@ -9,10 +9,11 @@ from typing import Any
 import yaml
 from click.testing import CliRunner, Result
 
-from relances.daemon.cli import main
+from relances.daemon.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "daemon" / "sample"
+UNIT = ROOT / "deploy" / "relances.service"
 
 
 def write_settings(path: Path, overrides: dict[str, Any] | None = None) -> Path:
@@ -44,3 +45,24 @@ class Cli:
             raise AssertionError(f"relances {argv} exited {result.exit_code}:\n"
                                  f"{result.output}{result.stderr if result.stderr_bytes else ''}")
         return result
+
+
+def directives() -> list[tuple[str, str, str]]:
+    """(section, key, value) for each line of the unit; keys may repeat."""
+    section, found = "", []
+    for line in UNIT.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        found.append((section, key.strip(), value.strip()))
+    return found
+
+
+def directive(key: str) -> str:
+    values = [v for _, k, v in directives() if k == key]
+    assert len(values) == 1, f"{key}: {values}"
+    return values[0]

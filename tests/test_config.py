@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel
 
-from relances.daemon.cli import main
+from relances.daemon.cli.main import main
 from relances.daemon.config import LevelPolicy, Policy, Settings, load_settings, parse_yaml
 from relances.daemon.errors import ConfigError
 

@@ -22,7 +22,7 @@ PROGRAM = """
 import logging
 from relances.daemon.logs import configure_logging
 configure_logging("debug")
-log = logging.getLogger("relances.daemon.service")
+log = logging.getLogger("relances.daemon.service.lifecycle")
 log.debug("claimed %d reminders", 3)
 log.info("sent %s", "F1026")
 log.warning("retrying in %ds", 60)
@@ -139,10 +139,10 @@ def _run(tmp_path: Path, journal_stream: str | None) -> list[str]:
 def test_under_systemd_the_journal_stream_is_recognised(tmp_path: Path) -> None:
     lines = _run(tmp_path, "match")
     assert lines[:4] == [
-        "<7>relances.daemon.service: claimed 3 reminders",
-        "<6>relances.daemon.service: sent F1026",
-        "<4>relances.daemon.service: retrying in 60s",
-        "<3>relances.daemon.service: SMTP refused",
+        "<7>relances.daemon.service.lifecycle: claimed 3 reminders",
+        "<6>relances.daemon.service.lifecycle: sent F1026",
+        "<4>relances.daemon.service.lifecycle: retrying in 60s",
+        "<3>relances.daemon.service.lifecycle: SMTP refused",
     ]
     assert all(line.startswith("<3>") for line in lines[4:])
 
@@ -153,6 +153,6 @@ def test_a_stderr_that_is_not_the_journal_gets_the_human_format(
 ) -> None:
     # An inherited JOURNAL_STREAM that names another file is not the journal.
     lines = _run(tmp_path, journal_stream)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d DEBUG relances.daemon.service: claimed 3 reminders",
-                        lines[0])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d DEBUG "
+                        r"relances.daemon.service.lifecycle: claimed 3 reminders", lines[0])
     assert not any(line.startswith("<") for line in lines)

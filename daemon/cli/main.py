@@ -1,0 +1,120 @@
+"""The ``relances`` click group: top-level options, lazy command loading, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from relances.daemon.config import default_config_path
+from relances.daemon.errors import RelancesError
+from relances.daemon.storage import App, default_user
+
+T = TypeVar("T")
+
+
+class Context:
+    """What the top-level options give every command."""
+
+    def __init__(self, config: Path, user: str, verbose: int) -> None:
+        self.config = config
+        self.user = user
+        self.verbose = verbose
+
+    def app(self) -> App:
+        return App.load(self.config, self.user)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def run(ctx: Context, body: Callable[[App], Awaitable[T]], *, check_schema: bool = True) -> T:
+    """Run ``body(app)`` on a fresh event loop and close the database after."""
+
+    async def main() -> T:
+        app = ctx.app()
+        try:
+            if check_schema:
+                await app.ready()
+            return await body(app)
+        finally:
+            await app.close()
+
+    return asyncio.run(main())
+
+
+# Command name → module under relances.daemon.cli.  Modules are imported
+# when their command runs: WeasyPrint alone takes over a second to import, and
+# `relances list` has no use for it.
+COMMANDS: dict[str, str] = {
+    "init": "setup", "check-config": "setup",
+    "import": "ledger", "pay": "ledger", "hold": "ledger", "release": "ledger",
+    "note": "ledger", "set-level": "ledger",
+    "list": "table", "customer": "table", "invoice": "table", "history": "table",
+    "escalate": "escalate",
+    "preview": "letters", "report": "letters",
+    "send": "send", "reprint": "send",
+    "daemon": "daemon", "status": "daemon",
+    "plugins": "plugins",
+}
+
+
+class RelancesGroup(click.Group):
+    """Loads commands on demand; turns the project's errors into one line and exit 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"relances.daemon.cli.{module_name}")
+        for command in module.COMMANDS:
+            if command.name == cmd_name:
+                return command
+        raise RuntimeError(f"relances.daemon.cli.{module_name} has no command {cmd_name!r}")
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RelancesError as exc:
+            click.echo(f"relances: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("relances: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=RelancesGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", "config", type=click.Path(path_type=Path), default=None,
+    help="Settings file [default: $RELANCES_CONFIG or ./settings.yaml].",
+)
+@click.option("--user", default=None, help="Name written into history [default: $RELANCES_USER or login].")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="relances")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, user: str | None, verbose: int) -> None:
+    """Relances: payment reminders for unpaid invoices."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(config or default_config_path(), user or default_user(), verbose)
+
+
+def async_command(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """Decorator: a click callback written as ``async def f(app, ...)``."""
+
+    @functools.wraps(func)
+    def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        return run(ctx, lambda app: func(app, *args, **kwargs))
+
+    return pass_context(wrapper)
+

@@ -1,0 +1,113 @@
+"""``relances send`` and ``relances reprint``: reminders leaving by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from relances.daemon.cli.main import async_command
+from relances.daemon.cli.options import as_of_option
+from relances.daemon.dispatch import outbox
+from relances.daemon.dispatch.reprint import reprint
+from relances.daemon.dispatch.run import Dispatcher, record_run
+from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import book
+from relances.daemon.letters.pool import Renderer
+from relances.daemon.models import utcnow
+from relances.daemon.storage import App
+
+PROGRESS_FROM = 20
+
+
+async def _preview(app: App, request: outbox.Request) -> None:
+    """What ``send`` would queue, without writing anything."""
+    async with app.sessions() as session:
+        rows, already = await outbox.dry_run(session, app.settings, request, user=app.user)
+    for row in rows:
+        what = "statement" if row.kind == "statement" else "letter"
+        click.echo(f"{row.customer_code}: {what} level {row.level} for {row.invoice_numbers} "
+                   f"by {' > '.join(row.channels)}")
+    click.echo(f"dry run: {len(rows)} reminders would be sent; {already} already sent "
+               "or queued; nothing written")
+
+
+@click.command("send")
+@click.option("--customer", default=None, help="Only this customer.")
+@click.option("--invoice", "number", default=None, help="Only this invoice.")
+@click.option("--statement", is_flag=True,
+              help="One statement per customer instead of one letter per invoice.")
+@click.option("--channel", default=None, help="Use this channel instead of the level's.")
+@as_of_option
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
+@click.option("--force", is_flag=True,
+              help="Send again what was already sent at the invoice's current level.")
+@async_command
+async def send_command(app: App, customer: str | None, number: str | None, statement: bool,
+                       channel: str | None, as_of: dt.date | None, dry_run: bool,
+                       force: bool) -> None:
+    """Send the reminders due at the invoices' current levels.
+
+    One letter per invoice, or one statement per customer with --statement;
+    for everyone, one customer or one invoice.  "Relancé le" is stamped
+    only on what a channel accepted, with today's date; with --as-of the
+    run is a replay of that day: letters are dated and stamped with it.
+    """
+    async with app.sessions() as session:
+        if customer:
+            await book.customer_by_code(session, customer)
+        if number:
+            invoice = await book.invoice_by_number(session, number)
+            if invoice.level == 0:
+                raise LedgerError(f"invoice {number} is at level 0: nothing to send yet "
+                                  "(run `relances escalate` first)")
+    if channel and channel not in app.settings.channels:
+        raise LedgerError(f"channel {channel!r} is not configured in {app.settings.source}")
+    request = outbox.Request(as_of=as_of, customer=customer, invoice=number, statement=statement,
+                             channel=channel, force=force)
+    if dry_run:
+        await _preview(app, request)
+        return
+    async with app.sessions.begin() as session:
+        queued = await outbox.queue(session, app.settings, request, user=app.user)
+    if not queued.ids:
+        hint = " (use --force to send again)" if queued.already else ""
+        click.echo(f"nothing to send: {queued.already} already sent or queued{hint}")
+        return
+    started = utcnow()
+    async with Renderer(app.settings) as renderer:
+        dispatcher = Dispatcher(app, app.plugins, renderer)
+        if len(queued.ids) >= PROGRESS_FROM and sys.stderr.isatty():
+            with click.progressbar(length=len(queued.ids), label="sending",
+                                   file=sys.stderr) as bar:
+                dispatcher.progress = bar.update
+                summary = await dispatcher.run(only=queued.ids)
+        else:
+            summary = await dispatcher.run(only=queued.ids)
+    await record_run(app, "send", started, len(queued.ids), summary)
+    for reason in summary.reasons:
+        click.echo(f"  {reason}", err=True)
+    skipped = f"; {queued.already} skipped (already sent or queued)" if queued.already else ""
+    click.echo(f"{summary}{skipped}")
+    if summary.failed:
+        sys.exit(1)
+
+
+@click.command("reprint")
+@click.argument("number")
+@click.option("--channel", default=None,
+              help="Send through this channel [default: the one it left by].")
+@async_command
+async def reprint_command(app: App, number: str, channel: str | None) -> None:
+    """Send again the exact document that last left for invoice NUMBER.
+
+    Recorded in the history; changes neither the level nor "Relancé le".
+    """
+    async with app.sessions() as session:
+        await book.invoice_by_number(session, number)
+    receipt = await reprint(app, number, channel=channel)
+    click.echo(f"{number}: reprinted by {receipt.channel} ({receipt.reference})")
+
+
+COMMANDS = [send_command, reprint_command]

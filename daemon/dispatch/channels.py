@@ -1,0 +1,119 @@
+"""The channels a dispatch run sends through, and what it hands them.
+
+:func:`configured_channel` builds a channel from its ``channels.<name>``
+settings through the plugin manager, turning a channel's complaint about
+its options into a :class:`ConfigError` that names the key and the line;
+the service's start-up checks call it too.  :class:`Channels` opens each
+channel once per run and sends one delivery at a time through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from relances.daemon.config import Settings
+from relances.daemon.errors import ConfigError
+from relances.daemon.letters.documents import LetterJob
+from relances.daemon.letters.pool import RenderedLetter
+from relances.daemon.models import Customer, Reminder
+from relances.daemon.storage import App
+from relances.plugins.contract import (
+    Channel,
+    ChannelConfigError,
+    ChannelSettings,
+    Delivery,
+    Receipt,
+    Recipient,
+)
+from relances.plugins.manager import build_channel
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    """This process's name in the outbox's leases: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def configured_channel(settings: Settings, pm: Any, name: str) -> Channel:
+    """The channel ``name`` as ``channels.<name>`` configures it."""
+    if name not in settings.channels:
+        raise ConfigError(f"{settings.where('channels')}: channel {name!r} is not configured")
+    try:
+        return build_channel(pm, name, ChannelSettings(
+            name=name, options=settings.channels[name] or {},
+            config_dir=settings.config_dir, data_dir=settings.data_path))
+    except ChannelConfigError as exc:
+        raise ConfigError(f"{settings.where('channels', name, exc.key)}: {exc.message}") from None
+
+
+def recipient_of(customer: Customer) -> Recipient:
+    return Recipient(
+        code=customer.code, name=customer.name, email=customer.email, fax=customer.fax,
+        phone=customer.phone, address=customer.address, language=customer.language,
+        is_consumer=bool(customer.is_consumer),
+    )
+
+
+def delivery_for(reminder: Reminder, customer: Customer, rendered: RenderedLetter,
+                 job: LetterJob) -> Delivery:
+    return Delivery(
+        key=reminder.key, kind="statement" if reminder.kind == "statement" else "letter",
+        level=reminder.level, recipient=recipient_of(customer), subject=rendered.subject,
+        pdf=rendered.pdf, filename=rendered.filename, attachments=rendered.attachments,
+        text_body=rendered.text_body, html_body=rendered.html_body,
+        invoice_numbers=job.invoice_numbers,
+    )
+
+
+class Channels:
+    """The channels of one dispatch run, built once and opened on first use.
+
+    A channel sends one delivery at a time (an SMTP connection carries one
+    message at a time); different channels send in parallel.
+    """
+
+    def __init__(self, app: App, pm: Any) -> None:
+        self.app = app
+        self.pm = pm
+        self._open: dict[str, Channel] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def build(self, name: str) -> Channel:
+        return configured_channel(self.app.settings, self.pm, name)
+
+    async def get(self, name: str) -> Channel:
+        channel = self._open.get(name)
+        if channel is None:
+            channel = self.build(name)
+            await channel.open()
+            self._open[name] = channel
+            self._locks[name] = asyncio.Lock()
+        return channel
+
+    async def send(self, name: str, delivery: Delivery,
+                   accepted: Callable[[Receipt], Awaitable[None]] | None = None) -> Receipt:
+        """Send through channel ``name``; ``accepted(receipt)`` records the
+        acceptance before the channel takes its next delivery, so a kill
+        leaves at most one accepted, unrecorded delivery per channel to be
+        sent again.
+        """
+        channel = await self.get(name)
+        async with self._locks[name]:
+            receipt = await channel.send(delivery)
+            if accepted is not None:
+                await accepted(receipt)
+            return receipt
+
+    async def close(self) -> None:
+        channels, self._open = self._open, {}
+        for name, channel in channels.items():
+            try:
+                await channel.close()
+            except Exception:  # noqa: BLE001 - closing must not hide what was sent
+                log.exception("closing channel %s failed", name)

@@ -1,0 +1,258 @@
+"""Dispatch: claim due reminders, render them, send them, stamp them.
+
+Rendering runs in the worker processes of :class:`Renderer`; several
+reminders are in flight at once so that the workers are never idle while
+a channel talks to its server.  Each outcome is written in its own short
+transaction: sent (document kept, invoices stamped, history), retry later
+(backoff stored in the row), fall back to the level's next channel, or
+failed.  Nothing is stamped unless a channel accepted the document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+import socket
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relances.daemon.dispatch import outbox, records
+from relances.daemon.dispatch.channels import Channels, delivery_for, worker_name
+from relances.daemon.errors import LedgerError, RelancesError, RenderError
+from relances.daemon.ledger.due import not_remindable
+from relances.daemon.letters.documents import LetterJob, prepare_letter, prepare_statement
+from relances.daemon.letters.pool import Renderer
+from relances.daemon.models import Customer, Invoice, Reminder, RunRecord, utcnow
+from relances.daemon.storage import App
+from relances.plugins.contract import Delivery, DeliveryError, Receipt
+from relances.plugins.manager import notify_delivery_attempted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    """What a dispatch run did, for the command line and the logs."""
+
+    sent: Counter[str] = field(default_factory=Counter)  # by channel
+    retrying: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return sum(self.sent.values()) + self.retrying + self.failed + self.cancelled
+
+    def __str__(self) -> str:
+        by_channel = ", ".join(f"{n} by {c}" for c, n in sorted(self.sent.items()))
+        sent = sum(self.sent.values())
+        text = f"{sent} sent" + (f" ({by_channel})" if by_channel else "")
+        return (f"{text}, {self.failed} failed, {self.retrying} to retry later, "
+                f"{self.cancelled} cancelled")
+
+
+class Dispatcher:
+    """Sends due reminders through their channels.
+
+    ``await dispatcher.run(only=ids)`` handles the given reminders (the
+    ``send`` command); without ``only`` it drains everything due (the
+    daemon).  :meth:`stop` makes it finish what it holds and claim nothing
+    more.
+    """
+
+    def __init__(self, app: App, pm: Any, renderer: Renderer, *, worker: str | None = None,
+                 concurrency: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.app = app
+        self.pm = pm
+        self.renderer = renderer
+        self.worker = worker or worker_name()
+        self.concurrency = concurrency or 2 * renderer.workers + 2
+        self.progress = progress
+        self.channels = Channels(app, pm)
+        self.summary = Summary()
+        self.stopping = False
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.claimed: set[int] = set()
+        self.started: set[int] = set()
+
+    def stop(self) -> None:
+        """Claim nothing more and start nothing more; what is in flight finishes."""
+        self.stopping = True
+
+    @property
+    def unstarted(self) -> set[int]:
+        """Reminders claimed but never started (to hand back on shutdown)."""
+        return self.claimed - self.started
+
+    async def run(self, *, only: Sequence[int] | None = None) -> Summary:
+        slots = asyncio.Semaphore(self.concurrency)
+        try:
+            while not self.stopping:
+                async with self.app.sessions.begin() as session:
+                    ids = await outbox.claim(session, self.app.settings.daemon, worker=self.worker,
+                                             limit=self.app.settings.daemon.batch_size, only=only)
+                if not ids:
+                    break
+                self.claimed.update(ids)
+                for reminder_id in ids:
+                    await slots.acquire()
+                    if self.stopping:
+                        slots.release()
+                        break
+                    self.started.add(reminder_id)
+                    task = asyncio.create_task(self._guarded(reminder_id, slots))
+                    self.in_flight.add(task)
+                    task.add_done_callback(self.in_flight.discard)
+                if self.in_flight:
+                    await asyncio.gather(*self.in_flight, return_exceptions=True)
+        finally:
+            if self.in_flight:
+                await asyncio.gather(*self.in_flight, return_exceptions=True)
+            await self.channels.close()
+        return self.summary
+
+    async def _guarded(self, reminder_id: int, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.handle(reminder_id)
+        except asyncio.CancelledError:
+            log.warning("reminder %s cancelled in flight; its lease will expire and it will "
+                        "be sent again", reminder_id)
+            raise
+        except Exception as exc:
+            # A bug or an unforeseen failure: counted and retried with backoff
+            # like a transient failure, so max_attempts ends it, never stuck.
+            log.exception("reminder %s: unexpected error", reminder_id)
+            try:
+                await self._record_failure(reminder_id, None,
+                                           f"unexpected error: {exc.__class__.__name__}: {exc}",
+                                           retryable=True)
+            except Exception:
+                log.exception("reminder %s: could not record the failure", reminder_id)
+        finally:
+            slots.release()
+            if self.progress is not None:
+                self.progress(1)
+
+    async def _load(self, reminder_id: int) -> tuple[Reminder, Customer, LetterJob] | str:
+        """The reminder and its letter job, or why it should no longer leave."""
+        async with self.app.sessions() as session:
+            reminder = await session.get(Reminder, reminder_id)
+            assert reminder is not None
+            customer = await session.get(Customer, reminder.customer_id)
+            assert customer is not None
+            as_of = reminder.as_of or self.app.settings.today()
+            invoice = None
+            if reminder.kind == "letter":
+                invoice = await session.get(Invoice, reminder.invoice_id)
+                assert invoice is not None
+            why_not = not_remindable(self.app.settings, customer, invoice, as_of)
+            if why_not is not None:
+                return why_not
+            if invoice is not None:
+                job = await prepare_letter(session, self.app.settings, invoice.number,
+                                           level=reminder.level, as_of=as_of, pm=self.pm)
+            else:
+                try:
+                    job = await prepare_statement(session, self.app.settings, customer.code,
+                                                  as_of=as_of, level=reminder.level, pm=self.pm)
+                except RenderError:
+                    return "nothing is overdue any more"
+        return reminder, customer, job
+
+    async def handle(self, reminder_id: int) -> None:
+        try:
+            loaded = await self._load(reminder_id)
+        except (RenderError, LedgerError) as exc:
+            # A missing invoice copy, a template that fails on this data:
+            # named, recorded, and the other reminders go on.
+            await self._record_failure(reminder_id, None, str(exc), retryable=False)
+            return
+        if isinstance(loaded, str):
+            async with self.app.sessions.begin() as session:
+                await records.cancelled(session, reminder_id, loaded, user=self.app.user)
+            self.summary.cancelled += 1
+            return
+        reminder, customer, job = loaded
+        try:
+            rendered = await self.renderer.render(job)
+        except RenderError as exc:
+            await self._record_failure(reminder_id, None, str(exc), retryable=True)
+            return
+        delivery = delivery_for(reminder, customer, rendered, job)
+        await self._send(reminder, delivery)
+
+    async def _send(self, reminder: Reminder, delivery: Delivery) -> None:
+        """Try the level's channels in order, from where earlier attempts stopped."""
+        names = reminder.channels.split(",")
+        skipped: list[str] = []
+        for index in range(reminder.channel_index, len(names)):
+            name = names[index]
+            try:
+                channel = await self.channels.get(name)
+            except RelancesError as exc:
+                skipped.append(f"{name}: {exc}")
+                continue
+            if not channel.can_reach(delivery.recipient):
+                skipped.append(f"{name} cannot reach {delivery.recipient.code}")
+                continue
+            accepted = functools.partial(self._accepted, reminder, delivery, name, channel.label)
+            try:
+                await self.channels.send(name, delivery, accepted)
+            except DeliveryError as exc:
+                notify_delivery_attempted(self.pm, delivery, None, exc)
+                if exc.retryable or index == len(names) - 1:
+                    await self._record_failure(reminder.id, (name, channel.label), exc.reason,
+                                               retryable=exc.retryable)
+                    return
+                async with self.app.sessions.begin() as session:
+                    await records.fallback(session, reminder.id, (name, channel.label),
+                                           exc.reason, next_index=index + 1, user=self.app.user)
+                log.warning("%s: %s refused it (%s); trying %s", reminder.key, name, exc.reason,
+                            names[index + 1])
+                continue
+            return
+        reason = "no channel can reach the customer (" + "; ".join(skipped) + ")"
+        await self._record_failure(reminder.id, None, reason, retryable=False)
+
+    async def _accepted(self, reminder: Reminder, delivery: Delivery, name: str, label: str,
+                        receipt: Receipt) -> None:
+        notify_delivery_attempted(self.pm, delivery, receipt, None)
+        await self._record_sent(reminder, delivery, name, label, receipt)
+
+    async def _record_sent(self, reminder: Reminder, delivery: Delivery, name: str, label: str,
+                           receipt: Receipt) -> None:
+        stamp = reminder.as_of or self.app.settings.today()
+        async with self.app.sessions.begin() as session:
+            await records.sent(session, reminder.id, delivery, channel=name, label=label,
+                               receipt=receipt, stamp=stamp, user=self.app.user)
+        self.summary.sent[name] += 1
+        log.info("%s sent by %s (%s)", reminder.key, name, receipt.reference)
+
+    async def _record_failure(self, reminder_id: int, channel: tuple[str, str] | None,
+                              reason: str, *, retryable: bool) -> None:
+        async with self.app.sessions.begin() as session:
+            outcome = await records.failed(
+                session, reminder_id, self.app.settings.daemon, channel=channel, reason=reason,
+                retryable=retryable, user=self.app.user)
+        if outcome == outbox.FAILED:
+            self.summary.failed += 1
+            self.summary.reasons.append(f"reminder {reminder_id}: {reason}")
+        else:
+            self.summary.retrying += 1
+            self.summary.reasons.append(f"reminder {reminder_id}: {reason} (will retry)")
+        log.warning("reminder %s: %s (%s)", reminder_id, reason, outcome)
+
+
+async def record_run(app: App, job: str, started: dt.datetime, queued: int,
+                     summary: Summary) -> None:
+    """Keep a sending run (the daemon's or `send`'s) for `relances status`."""
+    async with app.sessions.begin() as session:
+        session.add(RunRecord(job=job, user=app.user, started_at=started, finished_at=utcnow(),
+                              host=socket.gethostname(), summary=f"{queued} queued; {summary}",
+                              ok=summary.failed == 0))

@@ -1,0 +1,200 @@
+"""The book: customers and invoices, payments, holds, levels set by hand,
+notes, and the history every step writes.
+
+Each function works in the caller's transaction.  A payment lowers what
+remains due and writes its history line; a hold keeps an invoice out of
+reminders until released or ended; the history of an invoice gathers its
+reminders, escalations, payments and holds, newest first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relances.daemon.errors import LedgerError
+from relances.daemon.ledger.due import open_invoices
+from relances.daemon.models import (
+    Customer,
+    HistoryEntry,
+    Invoice,
+    Note,
+    Payment,
+    RunRecord,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of an invoice's history, whatever table it comes from."""
+
+    at: dt.datetime
+    user: str
+    action: str
+    event: str
+    level: int | None = None
+    channel: str | None = None
+    reference: str | None = None
+
+
+def add_history(
+    session: AsyncSession, *, user: str, event: str, action: str,
+    invoice_id: int | None = None, customer_id: int | None = None,
+    level: int | None = None, channel: str | None = None, reference: str | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    """Record one step ("Relance niveau 2 (Courrier)") against an invoice or a customer."""
+    session.add(HistoryEntry(
+        at=at or utcnow(), user=user, event=event, action=action, invoice_id=invoice_id,
+        customer_id=customer_id, level=level, channel=channel, reference=reference,
+    ))
+
+
+async def invoice_by_number(session: AsyncSession, number: str) -> Invoice:
+    invoice = await session.scalar(select(Invoice).where(Invoice.number == number))
+    if invoice is None:
+        raise LedgerError(f"no invoice numbered {number!r}")
+    return invoice
+
+
+async def customer_by_code(session: AsyncSession, code: str) -> Customer:
+    customer = await session.scalar(select(Customer).where(Customer.code == code))
+    if customer is None:
+        raise LedgerError(f"no customer with code {code!r}")
+    return customer
+
+
+async def customer_of(session: AsyncSession, invoice: Invoice) -> Customer:
+    customer = await session.get(Customer, invoice.customer_id)
+    if customer is None:  # the foreign key forbids it
+        raise LedgerError(f"invoice {invoice.number}: its customer is missing")
+    return customer
+
+
+async def amount_due(session: AsyncSession, customer: Customer) -> Decimal:
+    """What the customer owes on all open invoices, due or not yet due."""
+    due = await session.scalar(select(func.sum(Invoice.remaining)).where(
+        Invoice.customer_id == customer.id, open_invoices()))
+    return due or Decimal(0)
+
+
+async def notes_of(session: AsyncSession, customer: Customer) -> Sequence[Note]:
+    """The customer's calls and exchanges, newest first."""
+    return (await session.execute(select(Note).where(Note.customer_id == customer.id)
+                                  .order_by(Note.at.desc()))).scalars().all()
+
+
+async def record_payment(
+    session: AsyncSession, invoice: Invoice, *, amount: Decimal, paid_on: dt.date,
+    user: str, method: str | None = None, reference: str = "",
+) -> bool:
+    """Record a payment and lower what remains due.
+
+    A payment with a reference (cheque number, transfer id) is recorded once:
+    the same reference again returns False.  Without a reference every call
+    records a payment; imports count identical rows instead (see
+    :func:`import_payments`).
+    """
+    if amount <= 0:
+        raise LedgerError(f"invoice {invoice.number}: a payment must be positive, not {amount}")
+    if reference:
+        dup = await session.scalar(select(Payment.id).where(
+            Payment.invoice_id == invoice.id, Payment.reference == reference))
+        if dup is not None:
+            return False
+    if amount > invoice.remaining:
+        raise LedgerError(f"invoice {invoice.number}: payment of {amount} exceeds "
+                          f"the {invoice.remaining} still due")
+    session.add(Payment(invoice_id=invoice.id, paid_on=paid_on, amount=amount, method=method,
+                        reference=reference, recorded_by=user))
+    invoice.remaining = invoice.remaining - amount
+    state = "soldée" if invoice.remaining == 0 else f"reste {_euros(invoice.remaining)}"
+    add_history(session, user=user, event="paid", invoice_id=invoice.id,
+                customer_id=invoice.customer_id,
+                action=f"Règlement de {_euros(amount)} reçu le {paid_on:%d/%m/%Y} ({state})")
+    await session.flush()
+    return True
+
+
+def _euros(value: Decimal) -> str:
+    return f"{value:,.2f} €".replace(",", "\u202f").replace(".", ",")
+
+
+async def set_hold(session: AsyncSession, invoice: Invoice, *, user: str, reason: str,
+                   until: dt.date | None = None) -> None:
+    """Put an invoice in dispute ("litige"): it is not reminded until released."""
+    invoice.on_hold, invoice.hold_reason, invoice.hold_until = True, reason, until
+    end = f" jusqu'au {until:%d/%m/%Y}" if until else ""
+    add_history(session, user=user, event="hold", invoice_id=invoice.id,
+                customer_id=invoice.customer_id, action=f"Mise en litige{end} : {reason}")
+
+
+async def release_hold(session: AsyncSession, invoice: Invoice, *, user: str) -> None:
+    invoice.on_hold, invoice.hold_reason, invoice.hold_until = False, None, None
+    add_history(session, user=user, event="released", invoice_id=invoice.id,
+                customer_id=invoice.customer_id, action="Fin de litige")
+
+
+async def set_level(session: AsyncSession, invoice: Invoice, level: int, *, user: str) -> int:
+    """Set an invoice's level by hand (the seed: "indiquer individuellement le niveau").
+
+    Returns the previous level.  The reminder of the new level is then due;
+    "Relancé le" is left as it is.
+    """
+    if level not in (0, 1, 2, 3):
+        raise LedgerError(f"invoice {invoice.number}: a level is 0, 1, 2 or 3, not {level}")
+    previous = invoice.level
+    if previous != level:
+        invoice.level = level
+        add_history(session, user=user, event="level", invoice_id=invoice.id,
+                    customer_id=invoice.customer_id, level=level,
+                    action=f"Niveau modifié à la main : {previous} → {level}")
+    return previous
+
+
+async def add_note(session: AsyncSession, customer: Customer, *, user: str, text: str,
+                   kind: str = "note", invoice: Invoice | None = None) -> Note:
+    """Record a call or an exchange with a customer (the "centre d'actions")."""
+    if not text.strip():
+        raise LedgerError("a note needs some text")
+    note = Note(customer_id=customer.id, invoice_id=invoice.id if invoice else None,
+                user=user, kind=kind, text=text.strip())
+    session.add(note)
+    await session.flush()
+    return note
+
+
+def escalation_action(level: int) -> str:
+    """The history line of an escalation step, in the seed's language."""
+    return f"Passage au niveau {level} (incrémentation)"
+
+
+async def invoice_history(session: AsyncSession, invoice_id: int) -> list[Step]:
+    """Every step of an invoice, newest first: reminders, escalations, payments, holds."""
+    entries = await session.execute(
+        select(HistoryEntry).where(HistoryEntry.invoice_id == invoice_id))
+    steps = [Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference)
+             for e in entries.scalars()]
+    invoice = await session.get(Invoice, invoice_id)
+    runs = {} if invoice is None else {
+        level: run_id for level, run_id in ((1, invoice.level1_run_id), (2, invoice.level2_run_id),
+                                            (3, invoice.level3_run_id)) if run_id is not None}
+    if runs:
+        found = await session.execute(select(RunRecord).where(RunRecord.id.in_(runs.values())))
+        by_id = {run.id: run for run in found.scalars()}
+        steps += [Step(by_id[run_id].started_at, by_id[run_id].user, escalation_action(level),
+                       "escalated", level) for level, run_id in runs.items() if run_id in by_id]
+    return sorted(steps, key=lambda step: _aware(step.at), reverse=True)
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC

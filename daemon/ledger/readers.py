@@ -1,0 +1,350 @@
+"""Reading import files into validated rows, before anything is written.
+
+Three formats: the seed's tab-separated table with French headers
+(``.tsv``, ``.txt``), CSV with French or English headers (``.csv``, comma
+or semicolon), and JSON with English field names (``.json``: an array of
+objects, or an object holding one).  Every row is checked here; a bad cell
+raises :class:`LedgerError` naming the file, the line and the column, and
+the caller writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from relances.daemon.errors import LedgerError
+from relances.daemon.ledger.parsing import fold, looks_like_date, parse_amount, parse_bool, parse_date
+
+# Header aliases (folded) → field.  French names are the seed's columns.
+INVOICE_COLUMNS: dict[str, str] = {
+    "code": "customer_code", "customer code": "customer_code", "code client": "customer_code",
+    "affilie": "affiliate_code", "affiliate code": "affiliate_code",
+    "nom": "customer_name", "customer name": "customer_name", "name": "customer_name",
+    "email": "email", "e-mail": "email", "courriel": "email",
+    "date fac": "invoice_date", "invoice date": "invoice_date", "date": "invoice_date",
+    "n fac": "invoice_number", "invoice number": "invoice_number", "number": "invoice_number",
+    "affect": "assignment", "assignment": "assignment",
+    "repr": "representative", "representative": "representative",
+    "total fac": "total", "total": "total",
+    "reste": "remaining", "remaining": "remaining",
+    "echeance": "due_date", "due date": "due_date",
+    "ech": "payment_method", "payment method": "payment_method",
+    "rglmt": "settlement", "settlement": "settlement",
+    "n-1": "previous_reminder", "previous reminder": "previous_reminder",
+    "relance le": "last_reminded_on", "last reminded on": "last_reminded_on",
+    "n": "level", "level": "level",
+    "pdf": "pdf_path", "pdf path": "pdf_path",
+}
+# Cells the ERP shows but that hold nothing to keep (the "(i)" info icon).
+DISPLAY_ONLY = {"info rein", "info", "i"}
+
+CUSTOMER_COLUMNS: dict[str, str] = {
+    "code": "code", "code client": "code",
+    "affilie": "affiliate_code", "affiliate code": "affiliate_code",
+    "nom": "name", "name": "name", "raison sociale": "name",
+    "email": "email", "e-mail": "email", "courriel": "email",
+    "fax": "fax", "telephone": "phone", "tel": "phone", "phone": "phone",
+    "adresse": "address_line1", "adresse 1": "address_line1", "address": "address_line1",
+    "address line1": "address_line1", "address line 1": "address_line1",
+    "adresse 2": "address_line2", "address line2": "address_line2",
+    "address line 2": "address_line2",
+    "cp": "postal_code", "code postal": "postal_code", "postal code": "postal_code",
+    "ville": "city", "city": "city", "pays": "country", "country": "country",
+    "langue": "language", "language": "language",
+    "particulier": "is_consumer", "consumer": "is_consumer", "is consumer": "is_consumer",
+    "type": "kind", "kind": "kind",
+    "opt out": "opted_out", "opted out": "opted_out", "ne pas relancer": "opted_out",
+    "politique": "policy", "policy": "policy",
+}
+
+PAYMENT_COLUMNS: dict[str, str] = {
+    "n fac": "invoice_number", "invoice number": "invoice_number", "facture": "invoice_number",
+    "date": "paid_on", "paid on": "paid_on", "date reglement": "paid_on",
+    "montant": "amount", "amount": "amount",
+    "mode": "method", "method": "method", "rglmt": "method",
+    "reference": "reference", "ref": "reference",
+}
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One input row: its location and its cells by field name."""
+
+    source: str
+    line: int | str
+    values: dict[str, str]
+
+    @property
+    def location(self) -> str:
+        """``file:901`` for a line of a table, ``file: record 3`` for JSON."""
+        if isinstance(self.line, int):
+            return f"{self.source}:{self.line}"
+        return f"{self.source}: {self.line}"
+
+    def where(self, field: str, columns: dict[str, str]) -> str:
+        return f"{self.location}: column {columns.get(field, field)!r}"
+
+    def get(self, field: str) -> str:
+        return self.values.get(field, "").strip()
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    customer_code: str
+    customer_name: str
+    affiliate_code: str | None
+    email: str | None
+    number: str
+    invoice_date: dt.date
+    due_date: dt.date
+    total: Decimal
+    remaining: Decimal
+    payment_method: str | None
+    settlement: str | None
+    assignment: str | None
+    representative: str | None
+    level: int
+    last_reminded_on: dt.date | None
+    pdf_path: str | None
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    code: str
+    values: dict[str, Any]  # only the columns the file has
+    where: str = ""  # "file:line: column 'policy'", for errors found later
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    invoice_number: str
+    paid_on: dt.date
+    amount: Decimal
+    method: str | None
+    reference: str
+    where: str
+
+
+def _tabular(path: Path, text: str, delimiter: str,
+             aliases: dict[str, str]) -> tuple[Iterator[Cells], dict[str, str]]:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise LedgerError(f"{path}:1: the file is empty") from None
+    fields: list[str | None] = []
+    shown: dict[str, str] = {}
+    for position, name in enumerate(header, start=1):
+        key = fold(name)
+        if not key or key in DISPLAY_ONLY:
+            fields.append(None)
+            continue
+        field = aliases.get(key)
+        if field is None:
+            raise LedgerError(f"{path}:1: unknown column {name.strip()!r} (column {position})")
+        if field in shown:
+            raise LedgerError(f"{path}:1: column {name.strip()!r} appears twice")
+        fields.append(field)
+        shown[field] = name.strip()
+
+    def rows() -> Iterator[Cells]:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            values = {f: cell for f, cell in zip(fields, row, strict=False) if f is not None}
+            yield Cells(str(path), reader.line_num, values)
+
+    return rows(), shown
+
+
+def _json_rows(path: Path, text: str, key: str,
+               aliases: dict[str, str]) -> tuple[Iterator[Cells], dict[str, str]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LedgerError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    if isinstance(data, dict):
+        data = data.get(key)
+    if not isinstance(data, list):
+        raise LedgerError(f"{path}: expected an array of objects (or {{\"{key}\": [...]}})")
+    fields = set(aliases.values())
+
+    def rows() -> Iterator[Cells]:
+        for index, item in enumerate(data, start=1):
+            where = f"record {index}"
+            if not isinstance(item, dict):
+                raise LedgerError(f"{path}: {where}: expected an object")
+            unknown = sorted(set(item) - fields)
+            if unknown:
+                raise LedgerError(f"{path}: {where}: unknown field {unknown[0]!r}")
+            values = {k: "" if v is None else str(v) for k, v in item.items()}
+            yield Cells(str(path), where, values)
+
+    return rows(), {f: f for f in fields}
+
+
+def read_cells(path: Path, aliases: dict[str, str],
+               json_key: str) -> tuple[Iterator[Cells], dict[str, str]]:
+    """Open an import file and yield its rows as :class:`Cells`."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")  # what French spreadsheets save by default
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _json_rows(path, text, json_key, aliases)
+    if suffix in {".tsv", ".txt", ".tab"}:
+        return _tabular(path, text, "\t", aliases)
+    if suffix == ".csv":
+        first = text.split("\n", 1)[0]
+        delimiter = max((";", ",", "\t"), key=first.count)
+        return _tabular(path, text, delimiter, aliases)
+    raise LedgerError(f"{path}: unknown file type {suffix!r} (use .tsv, .csv or .json)")
+
+
+def _cell(cells: Cells, columns: dict[str, str], field: str,
+          parse: Callable[[str], Any], *, required: bool = True) -> Any:
+    text = cells.get(field)
+    if not text:
+        if required:
+            raise LedgerError(f"{cells.where(field, columns)}: value is missing")
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise LedgerError(f"{cells.where(field, columns)}: {exc}") from None
+
+
+def _level(text: str) -> int:
+    if text not in {"0", "1", "2", "3"}:
+        raise ValueError(f"a level is 0, 1, 2 or 3, not {text!r}")
+    return int(text)
+
+
+def _reminder_date(cells: Cells, columns: dict[str, str]) -> dt.date | None:
+    # The seed's export puts the info icon "(i)" under "Relancé le" and the
+    # date one column to the left, under "N-1": take whichever holds a date.
+    for field in ("last_reminded_on", "previous_reminder"):
+        text = cells.get(field)
+        if text and looks_like_date(text):
+            return parse_date(text)
+        if text and field == "previous_reminder" and text not in {"(i)"}:
+            raise LedgerError(f"{cells.where(field, columns)}: not a date: {text!r}")
+    return None
+
+
+def invoice_rows(path: Path) -> list[InvoiceRow]:
+    """Every invoice of an import file, validated; raises on the first bad cell."""
+    cells_iter, columns = read_cells(path, INVOICE_COLUMNS, "invoices")
+    rows: list[InvoiceRow] = []
+    seen: dict[str, int | str] = {}
+    for cells in cells_iter:
+        number = _cell(cells, columns, "invoice_number", str)
+        if number in seen:
+            raise LedgerError(f"{cells.where('invoice_number', columns)}: invoice {number} "
+                              f"already appears on line {seen[number]}")
+        seen[number] = cells.line
+        total = _cell(cells, columns, "total", parse_amount)
+        remaining = _cell(cells, columns, "remaining", parse_amount)
+        if remaining < 0:
+            raise LedgerError(f"{cells.where('remaining', columns)}: negative amount {remaining}")
+        if total >= 0 and remaining > total:
+            raise LedgerError(f"{cells.where('remaining', columns)}: {remaining} remaining is "
+                              f"more than the invoice's total {total}")
+        rows.append(InvoiceRow(
+            customer_code=_cell(cells, columns, "customer_code", str),
+            customer_name=cells.get("customer_name"),
+            affiliate_code=cells.get("affiliate_code") or None,
+            email=cells.get("email") or None,
+            number=number,
+            invoice_date=_cell(cells, columns, "invoice_date", parse_date),
+            due_date=_cell(cells, columns, "due_date", parse_date),
+            total=total,
+            remaining=remaining,
+            payment_method=cells.get("payment_method") or None,
+            settlement=cells.get("settlement") or None,
+            assignment=cells.get("assignment") or None,
+            representative=cells.get("representative") or None,
+            level=_cell(cells, columns, "level", _level, required=False) or 0,
+            last_reminded_on=_reminder_date(cells, columns),
+            pdf_path=cells.get("pdf_path") or None,
+        ))
+    return rows
+
+
+def _language(text: str) -> str:
+    lang = text.strip().lower()[:2]
+    if lang not in {"fr", "en"}:
+        raise ValueError(f"language must be fr or en, not {text!r}")
+    return lang
+
+
+def _kind(text: str) -> bool:
+    value = fold(text)
+    if value in {"consumer", "particulier", "b2c"}:
+        return True
+    if value in {"business", "professionnel", "entreprise", "b2b"}:
+        return False
+    raise ValueError(f"kind must be business or consumer, not {text!r}")
+
+
+_CUSTOMER_PARSERS: dict[str, Callable[[str], Any]] = {
+    "language": _language, "is_consumer": parse_bool, "opted_out": parse_bool,
+}
+
+
+def customer_rows(path: Path) -> list[CustomerRow]:
+    """Every customer of an import file, validated."""
+    cells_iter, columns = read_cells(path, CUSTOMER_COLUMNS, "customers")
+    rows: list[CustomerRow] = []
+    for cells in cells_iter:
+        code = _cell(cells, columns, "code", str)
+        values: dict[str, Any] = {}
+        for field in cells.values:
+            if field in {"code", "kind"}:
+                continue
+            text = cells.get(field)
+            parse = _CUSTOMER_PARSERS.get(field)
+            if parse is not None:
+                values[field] = _cell(cells, columns, field, parse, required=False)
+                if values[field] is None:
+                    del values[field]
+            else:
+                values[field] = text or None
+        if "kind" in cells.values and cells.get("kind"):
+            values["is_consumer"] = _cell(cells, columns, "kind", _kind)
+        if "name" in values and not values["name"]:
+            raise LedgerError(f"{cells.where('name', columns)}: value is missing")
+        rows.append(CustomerRow(code, values, cells.where("policy", columns)))
+    return rows
+
+
+def payment_rows(path: Path) -> list[PaymentRow]:
+    """Every payment of an import file, validated."""
+    cells_iter, columns = read_cells(path, PAYMENT_COLUMNS, "payments")
+    rows: list[PaymentRow] = []
+    for cells in cells_iter:
+        amount = _cell(cells, columns, "amount", parse_amount)
+        if amount <= 0:
+            raise LedgerError(f"{cells.where('amount', columns)}: a payment must be positive")
+        rows.append(PaymentRow(
+            invoice_number=_cell(cells, columns, "invoice_number", str),
+            paid_on=_cell(cells, columns, "paid_on", parse_date),
+            amount=amount,
+            method=cells.get("method") or None,
+            reference=cells.get("reference"),
+            where=cells.location,
+        ))
+    return rows

@@ -1,0 +1,157 @@
+"""ORM rows to merge fields: the plain dict every letter template receives.
+
+Nothing here touches the database; :mod:`relances.daemon.letters.documents` reads the
+rows and :mod:`relances.daemon.letters.mergefields` builds its samples with the
+same functions, so the documented fields are the real ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from relances.daemon.config import Settings
+from relances.daemon.ledger.latecharges import ZERO, late_charges
+from relances.daemon.letters.templating import logo_path
+from relances.daemon.models import Customer, Invoice
+
+_SUBJECTS = {
+    "fr": {
+        "letter": "Relance n°{level} – facture {key}",
+        "letter3": "Mise en demeure – facture {key}",
+        "statement": "Relevé de compte – {key}",
+        "statement3": "Mise en demeure – relevé de compte – {key}",
+    },
+    "en": {
+        "letter": "Reminder no. {level} – invoice {key}",
+        "letter3": "Formal notice – invoice {key}",
+        "statement": "Statement of account – {key}",
+        "statement3": "Formal notice – statement of account – {key}",
+    },
+}
+
+
+def subject_for(language: str, kind: str, level: int, key: str) -> str:
+    """``Relance n°2 – facture COD_F1026``; level 3 is a formal notice."""
+    subjects = _SUBJECTS.get(language, _SUBJECTS["fr"])
+    return subjects[f"{kind}3" if level == 3 else kind].format(level=level, key=key)
+
+
+def sender_fields(settings: Settings) -> dict[str, Any]:
+    s = settings.sender
+    logo = logo_path(settings)
+    return {
+        "name": s.name,
+        "address": list(s.address),
+        "postal_code": s.postal_code,
+        "city": s.city,
+        "country": s.country,
+        "siret": s.siret,
+        "vat_number": s.vat_number,
+        "phone": s.phone,
+        "email": s.email,
+        "website": s.website,
+        "iban": s.iban,
+        "bic": s.bic,
+        "signatory": s.signatory,
+        # A file URL the PDF engine's fetcher is told to allow; None when unset or missing.
+        "logo": logo.resolve().as_uri() if logo and logo.is_file() else None,
+    }
+
+
+def customer_fields(customer: Customer) -> dict[str, Any]:
+    return {
+        "code": customer.code,
+        "affiliate_code": customer.affiliate_code or "",
+        "name": customer.name,
+        "address": list(customer.address),
+        "email": customer.email or "",
+        "phone": customer.phone or "",
+        "fax": customer.fax or "",
+        "language": customer.language,
+        "is_consumer": bool(customer.is_consumer),
+    }
+
+
+def invoice_fields(settings: Settings, invoice: Invoice, *, as_of: dt.date,
+                   claim_charges: bool, is_consumer: bool) -> dict[str, Any]:
+    charges = late_charges(invoice.remaining, invoice.due_date, as_of, settings.late_charges,
+                           is_consumer=is_consumer)
+    interest = charges.interest if claim_charges else ZERO
+    indemnity = charges.indemnity if claim_charges else ZERO
+    return {
+        "number": invoice.number,
+        "date": invoice.invoice_date,
+        "due_date": invoice.due_date,
+        "total": invoice.total,
+        "remaining": invoice.remaining,
+        "days_overdue": max(0, (as_of - invoice.due_date).days),
+        "level": invoice.level,
+        "last_reminded_on": invoice.last_reminded_on,
+        "payment_method": invoice.payment_method or "",
+        "interest": interest,
+        "indemnity": indemnity,
+        "amount_due": invoice.remaining + interest + indemnity,
+    }
+
+
+def _totals(invoices: list[dict[str, Any]]) -> dict[str, Any]:
+    def add(key: str) -> Decimal:
+        return sum((i[key] for i in invoices), ZERO)
+
+    return {
+        "count": len(invoices),
+        "total": add("total"),
+        "remaining": add("remaining"),
+        "interest": add("interest"),
+        "indemnity": add("indemnity"),
+        "amount_due": add("amount_due"),
+    }
+
+
+def window_address(settings: Settings, customer: Customer) -> list[str]:
+    """The address as the envelope window shows it: La Poste's norm leaves the
+    country out of domestic mail, and puts it last for mail abroad."""
+    lines = list(customer.address)
+    country = (customer.country or "").strip()
+    if lines and country and country.casefold() == settings.sender.country.strip().casefold() \
+            and lines[-1] == country:
+        lines.pop()
+    return lines
+
+
+def build_context(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,
+                  kind: str, level: int, as_of: dt.date, language: str) -> dict[str, Any]:
+    """The merge fields of one letter or statement (see ``docs/merge-fields.md``)."""
+    policy = settings.policy(customer.policy)
+    level_policy = policy.level(level)
+    claim = level_policy.late_charges and not customer.is_consumer
+    rows = [invoice_fields(settings, i, as_of=as_of, claim_charges=claim,
+                           is_consumer=customer.is_consumer) for i in invoices]
+    lc = settings.late_charges
+    key = invoices[0].number if kind == "letter" else customer.name
+    return {
+        "kind": kind,
+        "level": level,
+        "language": language,
+        "subject": subject_for(language, kind, level, key),
+        "today": as_of,
+        "place": settings.sender.place or settings.sender.city,
+        "deadline": as_of + dt.timedelta(days=policy.formal_notice_deadline_days),
+        "deadline_days": policy.formal_notice_deadline_days,
+        "attach_invoice": level_policy.attach_invoice,
+        "sender": sender_fields(settings),
+        "customer": {**customer_fields(customer), "address": window_address(settings, customer)},
+        "invoice": rows[0] if kind == "letter" else None,
+        "invoices": rows,
+        "totals": _totals(rows),
+        "late_charges": {
+            "claimed": claim,
+            "annual_rate": lc.annual_rate,
+            "reference_rate": lc.reference_rate,
+            "margin_points": lc.margin_points,
+            "indemnity_per_invoice": lc.recovery_indemnity,
+        },
+    }

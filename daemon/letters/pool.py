@@ -1,0 +1,228 @@
+"""HTML to PDF in a pool of worker processes.
+
+WeasyPrint is CPU-bound and blocking, so every document is rendered in a
+process pool as wide as the cores.  Each worker builds, once, what does
+not change between letters: the Jinja environments, the parsed
+stylesheets, the font configuration and the image cache.  The event loop
+only awaits futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import select
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from relances.daemon.config import Settings
+from relances.daemon.errors import RenderError
+from relances.daemon.letters.documents import LetterJob
+from relances.daemon.letters.pdf import PdfEngine, harfbuzz_subset_available
+from relances.plugins.contract import Attachment
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RenderedLetter", "Renderer", "harfbuzz_subset_available"]
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    """A rendered document: ``pdf`` for paper and fax, ``attachments`` for email."""
+
+    pdf: bytes
+    letter_pdf: bytes
+    attachments: tuple[Attachment, ...]
+    subject: str
+    text_body: str
+    html_body: str
+    filename: str
+
+
+# One engine per worker process, built by the pool's initializer.
+_ENGINE: PdfEngine | None = None
+
+
+def _init_worker(settings: Settings, owner: int) -> None:
+    global _ENGINE
+    # The parent decides when workers stop.  A Ctrl-C or a hangup reaches
+    # the whole process group: left to their defaults, they would kill the
+    # workers mid-letter and break the pool while the daemon carries on,
+    # or reloads, or finishes its grace period.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _exit_with(owner)
+    _ENGINE = PdfEngine(settings)
+    _ENGINE.warm_up()
+
+
+def _exit_with(owner: int) -> None:
+    """Exit this worker as soon as process ``owner`` (the daemon) is gone.
+
+    The workers' parent is multiprocessing's fork server, and each worker
+    holds the fd that keeps that server alive: when the daemon is killed
+    (``kill -9``), neither would ever notice.  A thread waits on a pidfd of
+    the daemon, which becomes readable when it exits; it costs no CPU
+    while it waits.
+    """
+    try:
+        pidfd = os.pidfd_open(owner)
+    except (AttributeError, OSError):  # not Linux ≥ 5.3: look every few seconds
+        def watch() -> None:
+            while True:
+                time.sleep(2)
+                try:
+                    os.kill(owner, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+    else:
+        def watch() -> None:
+            select.select([pidfd], [], [])
+            os._exit(1)
+    threading.Thread(target=watch, name="exit-with-daemon", daemon=True).start()
+
+
+def _ready() -> int:
+    """A render worker's answer to the warm-up: its pid, once initialised."""
+    time.sleep(0.05)  # long enough for the pool to hand the next one to another worker
+    return os.getpid()
+
+
+def _engine() -> PdfEngine:
+    if _ENGINE is None:  # pragma: no cover - the initializer always runs first
+        raise RenderError("render worker not initialised")
+    return _ENGINE
+
+
+def _render_job(job: LetterJob) -> RenderedLetter:
+    return _rendered(_engine(), job)
+
+
+def _render_document(language: str, template: str, context: dict[str, Any]) -> bytes:
+    return _engine().pdf(language, template, context)
+
+
+def _rendered(engine: PdfEngine, job: LetterJob) -> RenderedLetter:
+    letter_pdf = engine.pdf(job.language, job.template, job.context)
+    copies = engine.read_copies(job.copy_paths)
+    pdf = engine.merge(letter_pdf, copies) if copies else letter_pdf
+    text_body, html_body = engine.email_bodies(job.language, job.context)
+    attachments = (Attachment(job.filename, letter_pdf),) + tuple(
+        Attachment(name, content) for name, content in copies
+    )
+    return RenderedLetter(pdf=pdf, letter_pdf=letter_pdf, attachments=attachments,
+                          subject=job.subject, text_body=text_body, html_body=html_body,
+                          filename=job.filename)
+
+
+def _pool_context() -> Any:
+    # forkserver: workers never inherit the parent's threads (aiosqlite, the
+    # event loop), and the preloaded server makes each fork cheap.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["relances.daemon.letters.pool"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class Renderer:
+    """Renders letter jobs in worker processes.
+
+    ``async with Renderer(settings) as r: letter = await r.render(job)``.
+    At most two jobs per worker are in flight, so a caller may start many
+    renders at once without queueing every job's data in the pool.
+    """
+
+    def __init__(self, settings: Settings, workers: int | None = None) -> None:
+        self.settings = settings
+        self.workers = workers or settings.daemon.render_workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._local: PdfEngine | None = None
+        if not harfbuzz_subset_available():
+            log.warning("libharfbuzz-subset is not installed: PDF rendering will be about "
+                        "ten times slower (Debian package libharfbuzz-subset0)")
+
+    def start(self) -> ProcessPoolExecutor:
+        """Start the worker processes now rather than at the first render."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=_pool_context(),
+                initializer=_init_worker, initargs=(self.settings, os.getpid()),
+            )
+        return self._pool
+
+    async def warm(self) -> None:
+        """Start every worker now, so the first letter does not wait for them."""
+        self.start()
+        await asyncio.gather(*(self._submit(_ready) for _ in range(self.workers)))
+
+    @property
+    def worker_pids(self) -> list[int]:
+        pool = self._pool
+        processes = getattr(pool, "_processes", None) or {}
+        return list(processes)
+
+    async def _submit(self, func: Any, *args: Any) -> Any:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(2 * self.workers)
+        async with self._slots:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self.start(), func, *args)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): start afresh next time.
+                self._discard_pool()
+                raise RenderError("a render worker stopped unexpectedly; retry") from None
+
+    async def render(self, job: LetterJob) -> RenderedLetter:
+        """Render one letter or statement in a worker process."""
+        result: RenderedLetter = await self._submit(_render_job, job)
+        return result
+
+    async def render_document(self, language: str, template: str,
+                              context: dict[str, Any]) -> bytes:
+        """Render any template (the reminders table) to PDF in a worker."""
+        result: bytes = await self._submit(_render_document, language, template, context)
+        return result
+
+    def _local_engine(self) -> PdfEngine:
+        if self._local is None:
+            self._local = PdfEngine(self.settings)
+        return self._local
+
+    def render_sync(self, job: LetterJob) -> RenderedLetter:
+        """Render in this process: for one-off commands like ``preview``."""
+        return _rendered(self._local_engine(), job)
+
+    def render_document_sync(self, language: str, template: str,
+                             context: dict[str, Any]) -> bytes:
+        return self._local_engine().pdf(language, template, context)
+
+    def _discard_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the workers, waiting for the documents they are rendering."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def __aenter__(self) -> Renderer:
+        self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        # Joining the workers blocks; do it off the event loop.
+        await asyncio.to_thread(self.close)

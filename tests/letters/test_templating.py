@@ -1,0 +1,203 @@
+"""Templates: the sandbox, the merge-field check, the fetcher, the filters, the docs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import logging
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from letters_fixtures import ROOT, make_settings, pdf_text
+
+from relances.daemon.config import Settings
+from relances.daemon.errors import ConfigError
+from relances.daemon.letters.check import check_templates
+from relances.daemon.letters.mergefields import (
+    LETTER_FIELDS,
+    LETTER_GROUPS,
+    REPORT_FIELDS,
+    REPORT_GROUPS,
+    field_paths,
+    markdown,
+    sample_context,
+    sample_report_context,
+)
+from relances.daemon.letters.pdf import PdfEngine
+from relances.daemon.letters.templating import (
+    PACKAGE_DIR,
+    TemplateFetcher,
+    make_environment,
+)
+
+
+def override(tmp_path: Path, name: str, text: str, language: str = "fr") -> Settings:
+    folder = tmp_path / "my-templates" / language
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="utf-8")
+    return make_settings(tmp_path, letters={"templates_dir": "my-templates"})
+
+
+def test_packaged_templates_pass_the_check(tmp_path: Path) -> None:
+    assert check_templates(make_settings(tmp_path)) == []
+
+
+def test_unknown_merge_field_names_file_line_and_field(tmp_path: Path) -> None:
+    settings = override(tmp_path, "letter_2.html",
+                        '{% extends "layout.html" %}\n{% block body %}\n<p>Bonjour\n'
+                        "{{ customer.nmae }}</p>\n{% endblock %}\n")
+    with pytest.raises(ConfigError) as caught:
+        check_templates(settings)
+    path = tmp_path / "my-templates" / "fr" / "letter_2.html"
+    assert str(caught.value) == f"{path}:4: unknown merge field 'nmae'"
+
+
+def test_unknown_top_level_field(tmp_path: Path) -> None:
+    settings = override(tmp_path, "email.txt", "Bonjour {{ client }}\n")
+    with pytest.raises(ConfigError, match=r"email\.txt:1: unknown merge field 'client'"):
+        check_templates(settings)
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    settings = override(tmp_path, "statement.html", "<p>\n{% if level %}\n<p>oups</p>\n")
+    with pytest.raises(ConfigError, match=r"statement\.html:\d+: template syntax error"):
+        check_templates(settings)
+
+
+@pytest.mark.parametrize("expression", [
+    "{{ ''.__class__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ customer.update({'name': 'x'}) }}",
+    "{{ invoices.append(1) }}",
+])
+def test_sandbox_violations_are_refused(tmp_path: Path, expression: str) -> None:
+    settings = override(tmp_path, "letter_1.html", f"<p>{expression}</p>\n", language="en")
+    with pytest.raises(ConfigError) as caught:
+        check_templates(settings)
+    message = str(caught.value)
+    assert "letter_1.html:1:" in message and "en" in message
+    assert "not allowed in a template" in message or "unknown merge field" in message
+
+
+def test_missing_templates_folder_is_a_config_error(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, letters={"templates_dir": "nowhere"})
+    with pytest.raises(ConfigError, match="templates folder not found"):
+        check_templates(settings)
+
+
+def test_level_3_without_copy_is_a_warning(tmp_path: Path) -> None:
+    levels = {n: {"attach_invoice": False} for n in (1, 2, 3)}
+    warnings = check_templates(make_settings(tmp_path, policies={"default": {"levels": levels}}))
+    assert len(warnings) == 1 and "policies.default.levels.3.attach_invoice" in warnings[0]
+
+
+def test_override_wins_over_the_packaged_template(tmp_path: Path) -> None:
+    settings = override(tmp_path, "letter_1.html",
+                        '{% extends "layout.html" %}{% block body %}<p>Petit rappel amical '
+                        "pour {{ invoice.number }}.</p>{% endblock %}")
+    engine = PdfEngine(settings)
+    text = pdf_text(engine.pdf("fr", "letter_1.html", sample_context(settings)))
+    assert "Petit rappel amical pour COD_F1026." in text
+    assert "Codial Démo SARL" in text  # the packaged layout still applies
+
+
+# --- what WeasyPrint may fetch ----------------------------------------------------------
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[str, list[str]]]:
+    """A local web server that records every request it gets."""
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/css")
+            self.end_headers()
+            self.wfile.write(b"body { color: red }")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_hostile_template_fetches_nothing_outside(tmp_path: Path, http_server: tuple[str, list[str]],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    url, requests = http_server
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not for letters")
+    body = (f'<link rel="stylesheet" href="{url}/evil.css"><p>Lettre</p>'
+            f'<img src="{url}/pixel.png" alt="[image refusée]">'
+            '<img src="file:///etc/passwd" alt="[passwd refusé]">'
+            f'<img src="{secret.as_uri()}" alt="[fichier refusé]">'
+            '<img src="../../../../../etc/passwd" alt="[chemin refusé]">'
+            f'<p style="background: url({url}/bg.png)">fond</p>')
+    settings = override(tmp_path, "letter_1.html", body)
+    with caplog.at_level(logging.WARNING):
+        pdf = PdfEngine(settings).pdf("fr", "letter_1.html", sample_context(settings))
+    assert requests == []
+    text = pdf_text(pdf)
+    assert "Lettre" in text and "[passwd refusé]" in text and "[image refusée]" in text
+    assert "refused" in caplog.text
+
+
+def test_fetcher_serves_only_template_files_and_data(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG fake")
+    fetcher = TemplateFetcher([PACKAGE_DIR / "fr", PACKAGE_DIR / "common"], [logo])
+    css = fetcher.fetch((PACKAGE_DIR / "common" / "style.css").as_uri())
+    assert b"@page" in css.read() and css.content_type == "text/css"
+    css.close()
+    assert fetcher.fetch(logo.as_uri()).read() == b"\x89PNG fake"
+    assert fetcher.fetch("data:text/plain;base64,b2s=").read() == b"ok"
+    for url in ("http://example.com/x.png", "https://example.com/x.png", "ftp://example.com/x",
+                "file:///etc/passwd", "file://evil.example/share/x.png",
+                (PACKAGE_DIR / "fr" / ".." / ".." / "pyproject.toml").as_uri(),
+                (tmp_path / "other.png").as_uri()):
+        with pytest.raises(ValueError, match="refused"):
+            fetcher.fetch(url)
+
+
+# --- Babel filters ---------------------------------------------------------------------
+
+
+def test_money_and_dates_in_french_and_english(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    fr = make_environment(settings, "fr").filters
+    en = make_environment(settings, "en").filters
+    assert fr["money"](Decimal("253.06")) == "253,06\u00a0€"
+    assert fr["money"](Decimal("1253.06")) == "1\u202f253,06\u00a0€"
+    assert fr["date"](dt.date(2023, 11, 24)) == "24/11/2023"
+    assert fr["date"](dt.date(2023, 11, 24), "long") == "24 novembre 2023"
+    assert fr["rate"](Decimal("12.15")) == "12,15\u00a0%"
+    assert en["money"](Decimal("1253.06")) == "€1,253.06"
+    assert en["date"](dt.date(2023, 11, 24), "long") == "24 November 2023"
+
+
+# --- the documentation cannot drift ----------------------------------------------------
+
+
+def test_catalogue_names_exactly_the_fields_templates_get(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    produced = set()
+    for kind in ("letter", "statement"):
+        produced |= set(field_paths(sample_context(settings, kind=kind, level=3), LETTER_GROUPS))
+    assert produced == set(LETTER_FIELDS)
+    report = sample_report_context(settings)
+    assert set(field_paths(report, REPORT_GROUPS)) == set(REPORT_FIELDS)
+
+
+def test_merge_fields_doc_is_generated_from_the_code() -> None:
+    doc = (ROOT / "docs" / "merge-fields.md").read_text(encoding="utf-8")
+    assert doc == markdown(), \
+        "regenerate: python -m relances.daemon.letters.mergefields > docs/merge-fields.md"
