@@ -97,8 +97,8 @@ def fill(db_path: Path, count: int, today: dt.date, first: int = 1) -> None:
     db = sqlite3.connect(db_path)
     db.executemany(
         "INSERT INTO customers (id, code, name, email, address_line1, postal_code, city, "
-        "country, language, is_consumer, opted_out, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, '69002', 'Lyon', 'France', 'fr', 0, 0, ?, ?)",
+        "country, language, kind, opted_out, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, '69002', 'Lyon', 'France', 'fr', 'business', 0, ?, ?)",
         ((i, f"C{i:06d}", f"Client {i} SARL", f"compta{i}@client{i}.example",
           f"{i} rue de la République", now, now) for i in range(first, first + count)))
     db.executemany(

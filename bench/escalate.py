@@ -50,8 +50,8 @@ def fill(path: Path, invoices: int, customers: int) -> None:
     db = sqlite3.connect(path)
     now = dt.datetime.now(dt.UTC).isoformat(sep=" ")
     db.executemany(
-        "INSERT INTO customers (id, code, name, language, is_consumer, opted_out, created_at, "
-        "updated_at) VALUES (?, ?, ?, 'fr', 0, ?, ?, ?)",
+        "INSERT INTO customers (id, code, name, language, kind, opted_out, created_at, "
+        "updated_at) VALUES (?, ?, ?, 'fr', 'business', ?, ?, ?)",
         ((i, f"C{i:06d}", f"Client {i}", int(i % 500 == 0), now, now)
          for i in range(1, customers + 1)))
 

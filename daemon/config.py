@@ -121,6 +121,42 @@ class LateChargeSettings(_Model):
         return self.reference_rate + self.margin_points
 
 
+class CustomerSettings(_Model):
+    # The kind of a customer no file and no person described: "business" for a
+    # seller who sells only to businesses; "unknown" claims no penalties.
+    default_kind: Literal["business", "public", "consumer", "unknown"] = "unknown"
+
+
+class CompleteGuard(_Model):
+    """A complete import that would settle too much is refused (a truncated file)."""
+
+    share: float = Field(0.2, gt=0, le=1)
+    minimum: int = Field(10, ge=1)
+
+
+class InvoiceSource(_Model):
+    complete: bool = False  # the export lists every open invoice
+
+
+class FecSource(_Model):
+    customer_prefix: str = Field("411", min_length=1, pattern=r"^[0-9A-Za-z]+$")
+    payment_terms_days: int = Field(30, ge=0, le=366)
+
+
+class FacturxSource(_Model):
+    payment_terms_days: int = Field(30, ge=0, le=366)
+
+
+class ImportSettings(_Model):
+    complete_guard: CompleteGuard = CompleteGuard()
+    invoices: InvoiceSource = InvoiceSource()
+    fec: FecSource = FecSource()
+    facturx: FacturxSource = FacturxSource()
+    # A folder the daemon watches: files dropped there are imported.
+    inbox: Path | None = None
+    poll_seconds: float = Field(10, ge=1)
+
+
 class ScheduleSettings(_Model):
     escalate: str | None = "30 7 * * mon-fri"
     dispatch: str | None = "*/10 8-18 * * mon-fri"
@@ -147,6 +183,8 @@ class Settings(_Model):
     policies: dict[str, Policy] = Field(default_factory=lambda: {"default": Policy()})
     letters: LetterSettings = LetterSettings()
     late_charges: LateChargeSettings = LateChargeSettings()
+    customers: CustomerSettings = CustomerSettings()
+    imports: ImportSettings = ImportSettings()
     channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"archive": dict[str, Any]()})
     schedule: ScheduleSettings = ScheduleSettings()
     daemon: DaemonSettings = DaemonSettings()

@@ -77,8 +77,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# What a customer is, for the law: late-payment penalties and the 40 € indemnity
+# (Code de commerce L441-10, D441-5) are for businesses and public buyers only.
+CUSTOMER_KINDS = ("business", "public", "consumer", "unknown")
+CHARGEABLE_KINDS = frozenset({"business", "public"})
+
+
 class Customer(Base):
     __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint("kind IN ('business', 'public', 'consumer', 'unknown')",
+                        name="kind_known"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
@@ -93,7 +103,10 @@ class Customer(Base):
     city: Mapped[str | None] = mapped_column(String(100))
     country: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
-    is_consumer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # business | public | consumer | unknown (nobody said: no charges are claimed)
+    kind: Mapped[str] = mapped_column(String(16), default="unknown", server_default="unknown")
+    siren: Mapped[str | None] = mapped_column(String(9))
+    vat_number: Mapped[str | None] = mapped_column(String(20))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     policy: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -102,6 +115,15 @@ class Customer(Base):
     )
 
     invoices: Mapped[list[Invoice]] = relationship(back_populates="customer")
+
+    @property
+    def is_consumer(self) -> bool:
+        return self.kind == "consumer"
+
+    @property
+    def owes_late_charges(self) -> bool:
+        """Penalties and the recovery indemnity may be claimed (a business, a public buyer)."""
+        return self.kind in CHARGEABLE_KINDS
 
     @property
     def address(self) -> tuple[str, ...]:
@@ -142,6 +164,11 @@ class Invoice(Base):
     hold_reason: Mapped[str | None] = mapped_column(String(200))
     hold_until: Mapped[dt.date | None] = mapped_column(Date)
     pdf_path: Mapped[str | None] = mapped_column(String(500))
+    # What the books call an item that is not one invoice ("Solde à nouveau").
+    label: Mapped[str | None] = mapped_column(String(100))
+    # Relances itself sent a reminder for it: an export's level and "Relancé
+    # le" no longer apply, Relances' own record does.
+    reminded_here: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The escalation runs that raised the invoice to levels 1, 2 and 3: the
     # invoice's escalation history, at no cost beyond the UPDATE that raises
     # it (runs hold the time and the user; they are never deleted).
@@ -166,6 +193,8 @@ class Payment(Base):
     amount: Mapped[Decimal] = mapped_column(Money())
     method: Mapped[str | None] = mapped_column(String(64))
     reference: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # The seller's books show it: an export's Reste already counts it.
+    reflected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(100))
 

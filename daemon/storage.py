@@ -94,8 +94,8 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
     return cfg
 
 
-def _upgrade(connection: Connection) -> None:
-    command.upgrade(_alembic_config(connection), "head")
+def _upgrade(connection: Connection, revision: str = "head") -> None:
+    command.upgrade(_alembic_config(connection), revision)
 
 
 def _current(connection: Connection) -> tuple[str | None, str | None]:
@@ -104,15 +104,26 @@ def _current(connection: Connection) -> tuple[str | None, str | None]:
     return context.get_current_revision(), head
 
 
-async def upgrade(engine: AsyncEngine) -> tuple[str | None, str | None]:
-    """Create or upgrade the schema to the newest revision.
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Create or upgrade the schema to the newest revision (or to ``revision``).
 
     Returns the revision before and after.
     """
     async with engine.connect() as conn:
         before, _ = await conn.run_sync(_current)
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    async with engine.connect() as conn:
+        if is_sqlite(engine):
+            # SQLite alters a table by copying it: foreign keys would refuse
+            # to drop the old one.  Off for the migration, on again after.
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+        try:
+            await conn.run_sync(_upgrade, revision)
+            await conn.commit()
+        finally:
+            if is_sqlite(engine):
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await conn.commit()
     async with engine.connect() as conn:
         after, _ = await conn.run_sync(_current)
     return before, after

@@ -54,6 +54,8 @@ class Recipient:
     address: tuple[str, ...] = ()
     language: str = "fr"
     is_consumer: bool = False
+    # business | public | consumer | unknown (added in 0.2; is_consumer is kind == "consumer")
+    kind: str = "unknown"
 
 
 @dataclass(frozen=True)

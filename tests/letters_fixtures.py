@@ -52,7 +52,7 @@ def page_count(pdf: bytes) -> int:
 
 def _customer(code: str, name: str, **extra: Any) -> Customer:
     fields: dict[str, Any] = {"address_line1": "2 rue de Paris", "postal_code": "92190",
-                              "city": "MEUDON", "language": "fr", "is_consumer": False}
+                              "city": "MEUDON", "language": "fr", "kind": "business"}
     fields.update(extra)
     return Customer(code=code, affiliate_code=code, name=name, **fields)
 
@@ -66,7 +66,7 @@ def _invoice(number: str, customer: Customer, due: dt.date, amount: str, level: 
 
 def ledger_rows() -> list[Any]:
     intel = _customer("INT01", "INTEL")
-    daniere = _customer("DAN01", "DANIERE FLORENCE", is_consumer=True,
+    daniere = _customer("DAN01", "DANIERE FLORENCE", kind="consumer",
                         address_line1="12 rue des Tanneurs", postal_code="69002", city="Lyon")
     nordic = _customer("NOR03", "NORDIC TRADING LTD", language="en",
                        address_line1="14 Harbour Street", postal_code="EH6 6QN",

@@ -62,6 +62,16 @@ async def status_command(app: App) -> None:
         mark = "" if run.ok else " [errors]"
         click.echo(f"  {_when(app, run.started_at)}  {run.job:<9} {run.user:<12} "
                    f"{run.summary}{mark}")
+    if status.imports:
+        click.echo("\nLast import of each source:")
+        for run in status.imports:
+            mark = "" if run.ok else " [refused]"
+            click.echo(f"  {_when(app, run.started_at)}  {run.job.removeprefix('import:'):<9} "
+                       f"{run.summary}{mark}")
+    if status.failed_imports:
+        click.echo("\nRefused imports:")
+        for run in status.failed_imports:
+            click.echo(f"  {_when(app, run.started_at)}  {run.summary}")
     if retrying:
         click.echo("\nTo retry:")
         for reminder in retrying:

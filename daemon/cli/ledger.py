@@ -1,59 +1,17 @@
-"""Putting data into the ledger: imports, payments, holds and notes."""
+"""Changing the ledger by hand: payments, holds, notes, levels."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
 import click
 
 from relances.daemon.cli.main import async_command
-from relances.daemon.cli.options import AMOUNT, DATE, FILE
+from relances.daemon.cli.options import AMOUNT, DATE
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger import book, imports
+from relances.daemon.ledger import book
 from relances.daemon.storage import App
-
-
-@click.group("import")
-def import_group() -> None:
-    """Import invoices, customers or payments (TSV as the ERP exports it, CSV, JSON).
-
-    An import is all-or-nothing: one bad row aborts it with the line and the
-    column, and the database is left as it was.
-    """
-
-
-@import_group.command("invoices")
-@click.argument("file", type=FILE)
-@async_command
-async def import_invoices(app: App, file: Path) -> None:
-    """Import open invoices; re-importing the same file changes nothing."""
-    async with app.sessions.begin() as session:
-        result = await imports.import_invoices(session, file)
-    click.echo(f"{file}: {result}")
-
-
-@import_group.command("customers")
-@click.argument("file", type=FILE)
-@async_command
-async def import_customers(app: App, file: Path) -> None:
-    """Import or update customers' contact details, language and kind."""
-    async with app.sessions.begin() as session:
-        result = await imports.import_customers(session, file, app.settings.policies)
-    click.echo(f"{file}: {result.created} new customers, {result.updated} updated, "
-               f"{result.unchanged} unchanged")
-
-
-@import_group.command("payments")
-@click.argument("file", type=FILE)
-@async_command
-async def import_payments(app: App, file: Path) -> None:
-    """Import payments; a paid invoice leaves the reminders table."""
-    async with app.sessions.begin() as session:
-        result = await imports.import_payments(session, file, app.user)
-    click.echo(f"{file}: {result.created} payments recorded, "
-               f"{result.unchanged} already known")
 
 
 @click.command("pay")
@@ -135,5 +93,5 @@ async def set_level_command(app: App, number: str, level: int) -> None:
         click.echo(f"{number}: level {previous} → {level}")
 
 
-COMMANDS = [import_group, pay_command, hold_command, release_command, note_command,
+COMMANDS = [pay_command, hold_command, release_command, note_command,
             set_level_command]

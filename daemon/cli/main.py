@@ -55,7 +55,7 @@ def run(ctx: Context, body: Callable[[App], Awaitable[T]], *, check_schema: bool
 # `relances list` has no use for it.
 COMMANDS: dict[str, str] = {
     "init": "setup", "check-config": "setup",
-    "import": "ledger", "pay": "ledger", "hold": "ledger", "release": "ledger",
+    "import": "imports", "pay": "ledger", "hold": "ledger", "release": "ledger",
     "note": "ledger", "set-level": "ledger",
     "list": "table", "customer": "table", "invoice": "table", "history": "table",
     "escalate": "escalate",
@@ -118,3 +118,16 @@ def async_command(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
 
     return pass_context(wrapper)
 
+
+
+async def warn_unknown_kinds(session: Any) -> None:
+    """Say once, on stderr, how many customers' letters claim no charges for want of a kind."""
+    from relances.daemon.ledger.book import unknown_kind_customers
+
+    codes = await unknown_kind_customers(session)
+    if codes:
+        shown = ", ".join(codes[:5]) + (" …" if len(codes) > 5 else "")
+        word = "client de nature inconnue" if len(codes) == 1 else "clients de nature inconnue"
+        click.echo(f"warning: {len(codes)} {word} : pénalités et indemnité non mentionnées "
+                   f"({shown}; `relances customer CODE --kind business|public|consumer`)",
+                   err=True)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from relances.daemon.cli.main import async_command
+from relances.daemon.cli.main import async_command, warn_unknown_kinds
 from relances.daemon.cli.options import as_of_option
 from relances.daemon.dispatch import outbox
 from relances.daemon.dispatch.reprint import reprint
@@ -55,6 +55,7 @@ async def send_command(app: App, customer: str | None, number: str | None, state
     run is a replay of that day: letters are dated and stamped with it.
     """
     async with app.sessions() as session:
+        await warn_unknown_kinds(session)
         if customer:
             await book.customer_by_code(session, customer)
         if number:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import click
 
 from relances.daemon import storage
-from relances.daemon.cli.main import Context, pass_context
+from relances.daemon.cli.main import Context, pass_context, warn_unknown_kinds
 from relances.daemon.config import load_settings
+from relances.daemon.errors import RelancesError
+from relances.daemon.ledger import book
+from relances.daemon.service.locks import sqlite_database_path
 from relances.daemon.service.preflight import preflight
 from relances.daemon.storage import App
 
@@ -18,21 +22,34 @@ from relances.daemon.storage import App
 def init_command(ctx: Context) -> None:
     """Create the database, or upgrade it to the newest schema."""
 
-    async def body() -> tuple[str | None, str | None]:
+    async def body() -> tuple[str | None, str | None, Sequence[str]]:
         app = App.load(ctx.config, ctx.user)
         app.settings.data_path.mkdir(parents=True, exist_ok=True)
         try:
-            return await storage.upgrade(app.engine)
+            before, after = await storage.upgrade(app.engine)
+            unknown: Sequence[str] = ()
+            if before is not None and before != after:
+                async with app.sessions() as session:
+                    unknown = await book.kinds_unknown_since_upgrade(session)
+            return before, after, unknown
         finally:
             await app.close()
 
-    before, after = asyncio.run(body())
+    before, after, unknown = asyncio.run(body())
     if before == after:
         click.echo(f"database is up to date (revision {after})")
     elif before is None:
         click.echo(f"database created (revision {after})")
     else:
         click.echo(f"database upgraded from revision {before} to {after}")
+    if unknown:
+        click.echo(f"{len(unknown)} customers are now of unknown kind, the previous release "
+                   "not telling a business from a customer nobody described; their letters "
+                   "claim no penalties nor indemnity until you say what they are "
+                   "(`relances customer CODE --kind business|public|consumer`, or a customers "
+                   "file with a kind or SIREN column):")
+        for code in unknown:
+            click.echo(f"  {code}")
 
 
 @click.command("check-config")
@@ -42,7 +59,23 @@ def check_config_command(ctx: Context) -> None:
     settings = load_settings(ctx.config)
     for warning in preflight(settings):
         click.echo(f"warning: {warning}", err=True)
+    asyncio.run(_warn_about_the_ledger(App(settings=settings, user=ctx.user)))
     click.echo(f"{settings.source}: OK")
+
+
+async def _warn_about_the_ledger(app: App) -> None:
+    """What the settings cannot show but the ledger does (when there is one yet)."""
+    database = sqlite_database_path(app.settings.database_url)
+    if database is not None and not database.exists():
+        return  # checking the settings creates no database
+    try:
+        await app.ready()
+        async with app.sessions() as session:
+            await warn_unknown_kinds(session)
+    except RelancesError:
+        pass  # no database yet, or one to upgrade: `relances init` says so
+    finally:
+        await app.close()
 
 
 COMMANDS = [init_command, check_config_command]

@@ -12,9 +12,10 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon import formatting as fmt
-from relances.daemon.cli.main import async_command
+from relances.daemon.cli.main import async_command, warn_unknown_kinds
 from relances.daemon.cli.options import as_of_option
 from relances.daemon.ledger import book
+from relances.daemon.ledger.kinds import KIND_LABELS
 from relances.daemon.ledger.listing import ReminderRow, reminders_table
 from relances.daemon.storage import App
 
@@ -68,6 +69,7 @@ async def list_command(app: App, customer: str | None, level: int | None, as_of:
             await book.customer_by_code(session, customer)
         rows = await reminders_table(session, app.settings, as_of=as_of or app.settings.today(),
                                      customer=customer, level=level, limit=limit, offset=offset)
+        await warn_unknown_kinds(session)
     click.echo(render_rows(rows, output))
 
 
@@ -111,7 +113,8 @@ async def invoice_command(app: App, number: str, as_of: dt.date | None) -> None:
         until = f" jusqu'au {fmt.date(invoice.hold_until)}" if invoice.hold_until else ""
         hold = f"en litige{until} : {invoice.hold_reason}"
     fields = [
-        ("Facture", invoice.number), ("Client", f"{customer.code} — {customer.name}"),
+        ("Facture", invoice.number), ("Libellé", invoice.label or ""),
+        ("Client", f"{customer.code} — {customer.name}"),
         ("Date Fac.", fmt.date(invoice.invoice_date)), ("Échéance", fmt.date(invoice.due_date)),
         ("Retard", f"{overdue} j" if overdue > 0 and invoice.remaining > 0 else "—"),
         ("Total Fac.", f"{fmt.amount(invoice.total)} €"),
@@ -131,19 +134,30 @@ async def invoice_command(app: App, number: str, as_of: dt.date | None) -> None:
 
 @click.command("customer")
 @click.argument("code")
+@click.option("--kind", type=click.Choice(["business", "public", "consumer"]), default=None,
+              help="Say what the customer is (penalties and the indemnity are for "
+                   "businesses and public buyers only); written in the history.")
 @as_of_option
 @async_command
-async def customer_command(app: App, code: str, as_of: dt.date | None) -> None:
+async def customer_command(app: App, code: str, kind: str | None, as_of: dt.date | None) -> None:
     """A customer's card: contact details, unpaid invoices, total due, notes."""
     today = as_of or app.settings.today()
+    if kind is not None:
+        async with app.sessions.begin() as session:
+            customer = await book.customer_by_code(session, code)
+            previous = await book.set_kind(session, customer, kind, user=app.user)
+        click.echo(f"{code}: {KIND_LABELS[previous]} → {KIND_LABELS[kind]}" if previous != kind
+                   else f"{code}: already {KIND_LABELS[kind]}")
     async with app.sessions() as session:
         customer = await book.customer_by_code(session, code)
         rows = await reminders_table(session, app.settings, as_of=today, customer=code)
         due = await book.amount_due(session, customer)
         notes = await book.notes_of(session, customer)
-    kind = "particulier" if customer.is_consumer else "professionnel"
-    click.echo(f"{customer.code} — {customer.name} ({kind}, {customer.language})")
+        steps = await book.customer_history(session, customer)
+    click.echo(f"{customer.code} — {customer.name} ({KIND_LABELS[customer.kind]}, "
+               f"{customer.language})")
     for label, value in (("Affilié", customer.affiliate_code), ("Adresse", ", ".join(customer.address)),
+                         ("SIREN", customer.siren), ("TVA", customer.vat_number),
                          ("Email", customer.email), ("Téléphone", customer.phone),
                          ("Fax", customer.fax), ("Politique", customer.policy),
                          ("Relances", "refusées (opt-out)" if customer.opted_out else None)):
@@ -154,6 +168,11 @@ async def customer_command(app: App, code: str, as_of: dt.date | None) -> None:
     if rows:
         click.echo(fmt.table(HEADERS[4:], [table_cells(r)[4:] for r in rows],
                              frozenset(i - 4 for i in RIGHT)))
+    if steps:
+        click.echo("\nHistorique du client")
+        for step in steps:
+            day, time = fmt.local_time(step.at, app.settings.zone)
+            click.echo(f"{day} {time}  {step.action}  {step.user}")
     click.echo("\nNotes")
     if not notes:
         click.echo("(aucune)")

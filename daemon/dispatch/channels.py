@@ -56,7 +56,7 @@ def recipient_of(customer: Customer) -> Recipient:
     return Recipient(
         code=customer.code, name=customer.name, email=customer.email, fax=customer.fax,
         phone=customer.phone, address=customer.address, language=customer.language,
-        is_consumer=bool(customer.is_consumer),
+        is_consumer=customer.is_consumer, kind=customer.kind,
     )
 
 
@@ -97,14 +97,18 @@ class Channels:
         return channel
 
     async def send(self, name: str, delivery: Delivery,
-                   accepted: Callable[[Receipt], Awaitable[None]] | None = None) -> Receipt:
+                   accepted: Callable[[Receipt], Awaitable[None]] | None = None,
+                   still_due: Callable[[], Awaitable[bool]] | None = None) -> Receipt | None:
         """Send through channel ``name``; ``accepted(receipt)`` records the
         acceptance before the channel takes its next delivery, so a kill
         leaves at most one accepted, unrecorded delivery per channel to be
-        sent again.
+        sent again.  ``still_due()`` is asked once the channel is free, just
+        before it takes the delivery: False sends nothing and returns None.
         """
         channel = await self.get(name)
         async with self._locks[name]:
+            if still_due is not None and not await still_due():
+                return None
             receipt = await channel.send(delivery)
             if accepted is not None:
                 await accepted(receipt)

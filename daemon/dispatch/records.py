@@ -73,6 +73,7 @@ async def sent(session: AsyncSession, reminder_id: int, delivery: Delivery, *, c
         level = reminder.level if reminder.kind == "letter" else invoice.level
         invoice.last_reminded_on = stamp
         invoice.last_reminded_level = max(level, invoice.last_reminded_level or 0)
+        invoice.reminded_here = True  # an export's level and date no longer apply
         add_history(session, user=user, event="sent", invoice_id=invoice.id,
                     customer_id=invoice.customer_id, level=reminder.level, channel=channel,
                     reference=receipt.reference, action=action(reminder.kind, reminder.level, label))

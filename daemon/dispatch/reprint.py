@@ -53,6 +53,7 @@ async def reprint(app: App, number: str, *, channel: str | None = None) -> Recei
         ch = await channels.get(name)
         try:
             receipt = await channels.send(name, delivery)
+            assert receipt is not None  # asked nothing before sending: sent, or raised
         except DeliveryError as exc:
             notify_delivery_attempted(app.plugins, delivery, None, exc)
             raise

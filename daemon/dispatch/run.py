@@ -202,8 +202,10 @@ class Dispatcher:
                 skipped.append(f"{name} cannot reach {delivery.recipient.code}")
                 continue
             accepted = functools.partial(self._accepted, reminder, delivery, name, channel.label)
+            why_not: list[str] = []
             try:
-                await self.channels.send(name, delivery, accepted)
+                receipt = await self.channels.send(
+                    name, delivery, accepted, functools.partial(self._still_due, reminder, why_not))
             except DeliveryError as exc:
                 notify_delivery_attempted(self.pm, delivery, None, exc)
                 if exc.retryable or index == len(names) - 1:
@@ -216,9 +218,31 @@ class Dispatcher:
                 log.warning("%s: %s refused it (%s); trying %s", reminder.key, name, exc.reason,
                             names[index + 1])
                 continue
+            if receipt is None:  # paid, settled or disputed while it waited for the channel
+                async with self.app.sessions.begin() as session:
+                    await records.cancelled(session, reminder.id, why_not[0], user=self.app.user)
+                self.summary.cancelled += 1
             return
         reason = "no channel can reach the customer (" + "; ".join(skipped) + ")"
         await self._record_failure(reminder.id, None, reason, retryable=False)
+
+    async def _still_due(self, reminder: Reminder, why_not: list[str]) -> bool:
+        """Read the invoices again just before the channel takes the reminder."""
+        async with self.app.sessions() as session:
+            customer = await session.get(Customer, reminder.customer_id)
+            assert customer is not None
+            as_of = reminder.as_of or self.app.settings.today()
+            reason = not_remindable(self.app.settings, customer, None, as_of)
+            for invoice in await records.covered_invoices(session, reminder):
+                if reason is not None:
+                    break
+                reason = not_remindable(self.app.settings, customer, invoice, as_of,
+                                        minimum=reminder.kind == "letter")
+                if reason is not None and reminder.kind == "statement":
+                    reason = f"invoice {invoice.number}: {reason}"
+        if reason is not None:
+            why_not.append(reason)
+        return reason is None
 
     async def _accepted(self, reminder: Reminder, delivery: Delivery, name: str, label: str,
                         receipt: Receipt) -> None:

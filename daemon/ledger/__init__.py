@@ -1,13 +1,17 @@
 """The ledger: what the seller's books say is owed, and what was done about it.
 
-Reads import files (the ERP's export as TSV, CSV or JSON) into validated
-rows (``readers``, ``parsing``) and writes them into the book
-(``imports``): customers, invoices and payments.  ``book`` records what
-people do by hand (payments, holds, levels, notes) and keeps every
-invoice's history.  ``listing`` is the reminders table; ``due`` says what
-may be reminded and which reminder is due; ``policies`` says which policy a
-customer falls under; ``latecharges`` computes the interest and indemnity
-of article L441-10.
+Reads the books into validated rows: the ERP's export as TSV, CSV or JSON
+(``readers``, values by ``parsing``), the FEC (``fec``, checked by
+``fec_checks``), Factur-X invoices (``facturx``); ``sources`` tells a file's
+kind from its content, ``kinds`` who a customer is (business, public,
+consumer).  ``reconcile`` brings the book in line with a source's invoices
+(complete sources settle what they no longer list; payments recorded here
+are never undone; every change has its history line), called by
+``imports``, which also imports customers and payments.  ``book`` records
+what people do by hand (payments, holds, levels, kinds, notes) and keeps
+the history.  ``listing`` is the reminders table; ``due`` says what may be
+reminded and which reminder is due; ``policies`` which policy a customer
+falls under; ``latecharges`` the interest and indemnity of L441-10.
 
 Reads and writes the customers, invoices, payments, notes and history
 tables; never the outbox.  May import the foundation only.

@@ -14,13 +14,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.due import open_invoices
+from relances.daemon.ledger.kinds import KIND_LABELS
 from relances.daemon.models import (
+    CUSTOMER_KINDS,
     Customer,
     HistoryEntry,
     Invoice,
@@ -57,6 +61,20 @@ def add_history(
         at=at or utcnow(), user=user, event=event, action=action, invoice_id=invoice_id,
         customer_id=customer_id, level=level, channel=channel, reference=reference,
     ))
+
+
+def invoice_file_name(number: str) -> str:
+    """An invoice number as a file name: no separators, nothing hidden."""
+    return number.replace("/", "_").replace("\\", "_").lstrip(".") or "_"
+
+
+def invoice_copy_path(settings: Settings, invoice: Invoice) -> Path:
+    """Where the invoice's own PDF is: its stored path, else the settings' pattern
+    in the invoices folder (an invoice number is not a path)."""
+    if invoice.pdf_path:
+        return settings.path(invoice.pdf_path)
+    return settings.path(settings.letters.invoice_pdf_pattern.format(
+        number=invoice_file_name(invoice.number)))
 
 
 async def invoice_by_number(session: AsyncSession, number: str) -> Invoice:
@@ -161,6 +179,37 @@ async def set_level(session: AsyncSession, invoice: Invoice, level: int, *, user
     return previous
 
 
+async def set_kind(session: AsyncSession, customer: Customer, kind: str, *, user: str) -> str:
+    """Say by hand what a customer is (business, public, consumer); returns the old kind."""
+    if kind not in CUSTOMER_KINDS:
+        raise LedgerError(f"customer {customer.code}: a kind is business, public, consumer "
+                          f"or unknown, not {kind!r}")
+    previous = customer.kind
+    if previous != kind:
+        customer.kind = kind
+        add_history(session, user=user, event="kind", customer_id=customer.id,
+                    action=f"Nature du client modifiée à la main : {KIND_LABELS[previous]} → "
+                           f"{KIND_LABELS[kind]}")
+    return previous
+
+
+async def unknown_kind_customers(session: AsyncSession) -> Sequence[str]:
+    """Codes of customers of unknown kind who owe something: their letters claim
+    no penalties nor indemnity until somebody says what they are."""
+    return (await session.execute(
+        select(Customer.code).where(Customer.kind == "unknown", Customer.id.in_(
+            select(Invoice.customer_id).where(open_invoices())))
+        .order_by(Customer.code))).scalars().all()
+
+
+async def kinds_unknown_since_upgrade(session: AsyncSession) -> Sequence[str]:
+    """Codes of customers the schema upgrade made of unknown kind, still unknown."""
+    return (await session.execute(
+        select(Customer.code).where(Customer.kind == "unknown", Customer.id.in_(
+            select(HistoryEntry.customer_id).where(HistoryEntry.event == "kind-unknown")))
+        .order_by(Customer.code))).scalars().all()
+
+
 async def add_note(session: AsyncSession, customer: Customer, *, user: str, text: str,
                    kind: str = "note", invoice: Invoice | None = None) -> Note:
     """Record a call or an exchange with a customer (the "centre d'actions")."""
@@ -193,6 +242,16 @@ async def invoice_history(session: AsyncSession, invoice_id: int) -> list[Step]:
         by_id = {run.id: run for run in found.scalars()}
         steps += [Step(by_id[run_id].started_at, by_id[run_id].user, escalation_action(level),
                        "escalated", level) for level, run_id in runs.items() if run_id in by_id]
+    return sorted(steps, key=lambda step: _aware(step.at), reverse=True)
+
+
+async def customer_history(session: AsyncSession, customer: Customer) -> list[Step]:
+    """The steps recorded against the customer rather than one invoice, newest first."""
+    entries = await session.execute(
+        select(HistoryEntry).where(HistoryEntry.customer_id == customer.id,
+                                   HistoryEntry.invoice_id.is_(None)))
+    steps = [Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference)
+             for e in entries.scalars()]
     return sorted(steps, key=lambda step: _aware(step.at), reverse=True)
 
 

@@ -97,17 +97,21 @@ async def overdue_invoices(session: AsyncSession, customer_id: int,
 
 
 def not_remindable(settings: Settings, customer: Customer, invoice: Invoice | None,
-                   as_of: dt.date) -> str | None:
-    """Why a reminder must no longer go to ``invoice`` (or to ``customer``), or None."""
+                   as_of: dt.date, *, minimum: bool = True) -> str | None:
+    """Why a reminder must no longer go to ``invoice`` (or to ``customer``), or None.
+
+    ``minimum``: the invoice alone must owe the policy's minimum (a letter;
+    a statement's minimum is on its total).
+    """
     if customer.opted_out:
         return "the customer asked not to be reminded"
     if invoice is None:
         return None
     if invoice.remaining <= 0:
         return "the invoice has been paid"
-    minimum = settings.policy(customer.policy).minimum_amount
-    if invoice.remaining < minimum:
-        return f"what remains due is below the policy's minimum ({minimum})"
+    least = settings.policy(customer.policy).minimum_amount
+    if minimum and invoice.remaining < least:
+        return f"what remains due is below the policy's minimum ({least})"
     if invoice.on_hold and (invoice.hold_until is None or invoice.hold_until >= as_of):
         return "the invoice is in dispute"
     return None

@@ -10,20 +10,23 @@ or erases a reminder date.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger.book import record_payment
+from relances.daemon.ledger.book import add_history, invoice_file_name, record_payment
+from relances.daemon.ledger.kinds import KIND_LABELS
 from relances.daemon.ledger.readers import customer_rows, invoice_rows, payment_rows
-from relances.daemon.models import Customer, Invoice, Payment, utcnow
-from relances.daemon.storage import upsert
+from relances.daemon.ledger.reconcile import InvoiceImport, apply_invoices
+from relances.daemon.models import Customer, Invoice, Payment
 
 CHUNK = 500
 
@@ -46,138 +49,33 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _greatest(session: AsyncSession, a: Any, b: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.greatest(a, b)
-    return func.max(a, b)  # SQLite's two-argument max() is scalar
+async def import_invoices(session: AsyncSession, path: Path, *, settings: Settings | None = None,
+                          user: str = "relances", complete: bool | None = None,
+                          force: bool = False, trust_file: bool = False) -> InvoiceImport:
+    """Validate a whole invoice file (the ERP's export), then apply it to the book.
 
-
-async def customer_ids(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(codes))):
-        result = await session.execute(
-            select(Customer.code, Customer.id).where(Customer.code.in_(chunk)))
-        found.update({code: id_ for code, id_ in result})
-    return found
-
-
-async def _existing_invoices(session: AsyncSession,
-                             numbers: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    cols = (Invoice.number, Invoice.customer_id, Invoice.invoice_date, Invoice.due_date,
-            Invoice.total, Invoice.remaining, Invoice.level, Invoice.last_reminded_on)
-    found: dict[str, tuple[Any, ...]] = {}
-    for chunk in _chunks(numbers):
-        result = await session.execute(select(*cols).where(Invoice.number.in_(chunk)))
-        found.update({row[0]: tuple(row[1:]) for row in result})
-    return found
-
-
-async def _upsert_customers_from_invoices(session: AsyncSession, rows: Sequence[Any]) -> int:
-    by_code: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        by_code[row.customer_code] = {
-            "code": row.customer_code,
-            "name": row.customer_name or row.customer_code,
-            "affiliate_code": row.affiliate_code,
-            "email": row.email,
-        }
-    values = list(by_code.values())
-    for chunk in _chunks(values):
-        stmt = upsert(session, Customer).values(
-            [{**v, "created_at": utcnow(), "updated_at": utcnow()} for v in chunk])
-        ex = stmt.excluded
-        # An empty cell in an invoice export never erases what a customer import set.
-        stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={
-            "name": case((ex.name != ex.code, ex.name), else_=Customer.name),
-            "affiliate_code": func.coalesce(ex.affiliate_code, Customer.affiliate_code),
-            "email": func.coalesce(ex.email, Customer.email),
-        })
-        await session.execute(stmt)
-    return len(values)
-
-
-async def import_invoices(session: AsyncSession, path: Path) -> ImportResult:
-    """Validate a whole invoice file, then upsert it in the caller's transaction."""
+    ``complete`` (default: the setting ``imports.invoices.complete``): the
+    file lists every open invoice, and those it does not list are settled.
+    """
+    settings = settings or Settings()
     rows = invoice_rows(path)
-    if not rows:
-        return ImportResult(0, 0, 0, 0)
-    existing = await _existing_invoices(session, [r.number for r in rows])
-    customers = await _upsert_customers_from_invoices(session, rows)
-    ids = await customer_ids(session, (r.customer_code for r in rows))
-    created = updated = unchanged = 0
-    payloads = []
-    for row in rows:
-        payload = {
-            "number": row.number, "customer_id": ids[row.customer_code],
-            "invoice_date": row.invoice_date, "due_date": row.due_date,
-            "total": row.total, "remaining": row.remaining,
-            "payment_method": row.payment_method, "settlement": row.settlement,
-            "assignment": row.assignment, "representative": row.representative,
-            "level": row.level, "last_reminded_on": row.last_reminded_on,
-            "last_reminded_level": row.level if row.last_reminded_on else None,
-            "pdf_path": row.pdf_path, "created_at": utcnow(), "updated_at": utcnow(),
-        }
-        payloads.append(payload)
-        before = existing.get(row.number)
-        if before is None:
-            created += 1
-        elif before == (payload["customer_id"], row.invoice_date, row.due_date, row.total,
-                        row.remaining, max(before[5], row.level),
-                        _later(before[6], row.last_reminded_on)):
-            unchanged += 1
-        else:
-            updated += 1
-    for chunk in _chunks(payloads, 300):
-        await session.execute(_invoice_upsert(session, chunk))
-    return ImportResult(created, updated, unchanged, customers)
-
-
-def _later(a: dt.date | None, b: dt.date | None) -> dt.date | None:
-    if a is None or b is None:
-        return a or b
-    return max(a, b)
-
-
-def _invoice_upsert(session: AsyncSession, chunk: Sequence[dict[str, Any]]) -> Any:
-    stmt = upsert(session, Invoice).values(list(chunk))
-    ex = stmt.excluded
-    newer_reminder = and_(
-        ex.last_reminded_on.is_not(None),
-        or_(Invoice.last_reminded_on.is_(None), ex.last_reminded_on > Invoice.last_reminded_on),
-    )
-    changed = or_(
-        Invoice.customer_id != ex.customer_id, Invoice.invoice_date != ex.invoice_date,
-        Invoice.due_date != ex.due_date, Invoice.total != ex.total,
-        Invoice.remaining != ex.remaining, ex.level > Invoice.level, newer_reminder,
-    )
-    return stmt.on_conflict_do_update(index_elements=["number"], set_={
-        "customer_id": ex.customer_id,
-        "invoice_date": ex.invoice_date,
-        "due_date": ex.due_date,
-        "total": ex.total,
-        "remaining": ex.remaining,
-        "payment_method": func.coalesce(ex.payment_method, Invoice.payment_method),
-        "settlement": func.coalesce(ex.settlement, Invoice.settlement),
-        "assignment": func.coalesce(ex.assignment, Invoice.assignment),
-        "representative": func.coalesce(ex.representative, Invoice.representative),
-        "pdf_path": func.coalesce(ex.pdf_path, Invoice.pdf_path),
-        # Never lower a level, never erase a reminder date already recorded.
-        "level": _greatest(session, Invoice.level, ex.level),
-        "last_reminded_on": case((newer_reminder, ex.last_reminded_on),
-                                 else_=Invoice.last_reminded_on),
-        "last_reminded_level": case((newer_reminder, ex.last_reminded_level),
-                                    else_=Invoice.last_reminded_level),
-        "updated_at": case((changed, ex.updated_at), else_=Invoice.updated_at),
-    })
+    if complete is None:
+        complete = settings.imports.invoices.complete
+    return await apply_invoices(session, settings, rows, source=path.name, user=user,
+                                complete=complete, force=force, trust_file=trust_file)
 
 
 async def import_customers(session: AsyncSession, path: Path,
-                           policies: Collection[str] | None = None) -> ImportResult:
+                           policies: Collection[str] | None = None, *,
+                           settings: Settings | None = None,
+                           user: str = "relances") -> ImportResult:
     """Validate a whole customer file, then upsert it by customer code.
 
     ``policies``: the policy names the settings define; a row naming
-    another one is refused.
+    another one is refused.  A new customer the file does not describe
+    takes ``customers.default_kind``; a change of kind writes a history line.
     """
+    settings = settings or Settings()
     rows = customer_rows(path)
     for row in rows:
         policy = row.values.get("policy")
@@ -195,11 +93,18 @@ async def import_customers(session: AsyncSession, path: Path,
         if customer is None:
             if not row.values.get("name"):
                 raise LedgerError(f"{path}: customer {row.code}: a new customer needs a name")
-            session.add(Customer(code=row.code, **row.values))
+            values = {"kind": settings.customers.default_kind, **row.values}
+            customer = existing[row.code] = Customer(code=row.code, **values)
+            session.add(customer)
             created += 1
         elif all(getattr(customer, key) == value for key, value in row.values.items()):
             unchanged += 1
         else:
+            if "kind" in row.values and row.values["kind"] != customer.kind:
+                await session.flush()
+                add_history(session, user=user, event="kind", customer_id=customer.id,
+                            action=f"Nature du client modifiée : {KIND_LABELS[customer.kind]} → "
+                                   f"{KIND_LABELS[row.values['kind']]} ({path.name})")
             for key, value in row.values.items():
                 setattr(customer, key, value)
             updated += 1
@@ -241,3 +146,107 @@ async def import_payments(session: AsyncSession, path: Path, user: str) -> Impor
         created += recorded
         unchanged += not recorded
     return ImportResult(created, 0, unchanged, 0)
+
+
+async def import_fec(session: AsyncSession, path: Path, *, settings: Settings | None = None,
+                     user: str = "relances", force: bool = False,
+                     trust_file: bool = False) -> InvoiceImport:
+    """Read the FEC whole, then apply its open receivables to the book.
+
+    A FEC describes the whole ledger: its import is complete by nature.
+    """
+    from relances.daemon.ledger.fec import fec_ledger
+
+    settings = settings or Settings()
+    fec = settings.imports.fec
+    ledger = fec_ledger(path, customer_prefix=fec.customer_prefix,
+                        payment_terms_days=fec.payment_terms_days)
+    return await apply_invoices(
+        session, settings, ledger.invoices, source=path.name, user=user, complete=True,
+        force=force, trust_file=trust_file,
+        settled_reasons={number: f"Soldée dans la comptabilité — {reason}"
+                         for number, reason in ledger.settled.items()},
+        absent_reason=f"Soldée dans la comptabilité — absente du FEC {path.name}",
+        create_settled=False, labels=ledger.labels)
+
+
+@dataclass
+class FacturxImport:
+    result: InvoiceImport
+    imported: list[Path]
+    refused: list[str]  # one line per refused file
+    copies: list[tuple[Path, Path]]  # (the PDF, where its copy goes)
+
+
+async def import_facturx(session: AsyncSession, paths: Sequence[Path], *,
+                         settings: Settings | None = None, user: str = "relances",
+                         partial: bool = False) -> FacturxImport:
+    """Read Factur-X PDFs, then apply their invoices and buyers to the book.
+
+    All or nothing, unless ``partial``: then the good files are imported and
+    each refused one is reported.  The PDFs themselves are the invoices'
+    copies: the caller copies each to its place in the invoices folder
+    (``copies``) once the transaction is committed.
+    """
+    from relances.daemon.ledger.facturx import facturx_files, read_facturx
+
+    settings = settings or Settings()
+    read, refused = [], []
+    for pdf in facturx_files(paths):
+        try:
+            read.append(read_facturx(pdf, payment_terms_days=settings.imports.facturx
+                                     .payment_terms_days))
+        except LedgerError as exc:
+            if not partial:
+                raise
+            refused.append(str(exc))
+    numbers: dict[str, Path] = {}
+    for invoice in read:
+        if invoice.row.number in numbers:
+            raise LedgerError(f"{invoice.path}: invoice {invoice.row.number} is also in "
+                              f"{numbers[invoice.row.number]}")
+        numbers[invoice.row.number] = invoice.path
+    copies = [(invoice.path, settings.path(settings.letters.invoice_pdf_pattern.format(
+        number=invoice_file_name(invoice.row.number)))) for invoice in read]
+    rows = [replace(i.row, customer_siren=i.customer.get("siren"),
+                    customer_vat=i.customer.get("vat_number")) for i in read]
+    result = await apply_invoices(
+        session, settings, rows,
+        source=", ".join(p.name for p in paths) if len(paths) < 4 else f"{len(read)} Factur-X",
+        user=user, customer_details={i.row.customer_code: i.customer for i in read})
+    return FacturxImport(result, [i.path for i in read], refused, copies)
+
+
+def copy_invoice_pdfs(copies: Sequence[tuple[Path, Path]]) -> None:
+    """Copy each e-invoice PDF to its place in the invoices folder."""
+    for pdf, target in copies:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if pdf.resolve() == target.resolve():
+            continue
+        try:
+            shutil.copyfile(pdf, target)
+        except OSError as exc:
+            raise LedgerError(f"{pdf}: cannot copy it to {target}: {exc.strerror}") from None
+
+
+async def import_any(session: AsyncSession, path: Path, source: str, *, settings: Settings,
+                     user: str) -> str:
+    """Import one file of ``source`` (see :mod:`relances.daemon.ledger.sources`) with the
+    settings' defaults for that source; returns the summary line."""
+    if source == "invoices":
+        return str(await import_invoices(session, path, settings=settings, user=user))
+    if source == "fec":
+        return str(await import_fec(session, path, settings=settings, user=user))
+    if source == "facturx":
+        done = await import_facturx(session, [path], settings=settings, user=user)
+        copy_invoice_pdfs(done.copies)
+        return str(done.result)
+    if source == "customers":
+        customers = await import_customers(session, path, settings.policies, settings=settings,
+                                           user=user)
+        return (f"{customers.created} new customers, {customers.updated} updated, "
+                f"{customers.unchanged} unchanged")
+    if source == "payments":
+        payments = await import_payments(session, path, user)
+        return f"{payments.created} payments recorded, {payments.unchanged} already known"
+    raise LedgerError(f"{path}: no import for {source!r}")

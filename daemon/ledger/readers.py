@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger.kinds import parse_kind, parse_siren, parse_vat
 from relances.daemon.ledger.parsing import fold, looks_like_date, parse_amount, parse_bool, parse_date
 
 # Header aliases (folded) → field.  French names are the seed's columns.
@@ -42,6 +43,11 @@ INVOICE_COLUMNS: dict[str, str] = {
     "relance le": "last_reminded_on", "last reminded on": "last_reminded_on",
     "n": "level", "level": "level",
     "pdf": "pdf_path", "pdf path": "pdf_path",
+    # Who the customer is: a SIREN, SIRET or VAT number makes a business.
+    "siren": "siren", "siret": "siren", "n siren": "siren", "n siret": "siren",
+    "tva": "vat_number", "n tva": "vat_number", "tva intracom": "vat_number",
+    "vat": "vat_number", "vat number": "vat_number",
+    "nature": "kind", "type client": "kind", "customer kind": "kind", "kind": "kind",
 }
 # Cells the ERP shows but that hold nothing to keep (the "(i)" info icon).
 DISPLAY_ONLY = {"info rein", "info", "i"}
@@ -60,7 +66,10 @@ CUSTOMER_COLUMNS: dict[str, str] = {
     "ville": "city", "city": "city", "pays": "country", "country": "country",
     "langue": "language", "language": "language",
     "particulier": "is_consumer", "consumer": "is_consumer", "is consumer": "is_consumer",
-    "type": "kind", "kind": "kind",
+    "type": "kind", "kind": "kind", "nature": "kind", "type client": "kind",
+    "siren": "siren", "siret": "siren", "n siren": "siren", "n siret": "siren",
+    "tva": "vat_number", "n tva": "vat_number", "tva intracom": "vat_number",
+    "vat": "vat_number", "vat number": "vat_number",
     "opt out": "opted_out", "opted out": "opted_out", "ne pas relancer": "opted_out",
     "politique": "policy", "policy": "policy",
 }
@@ -114,6 +123,11 @@ class InvoiceRow:
     level: int
     last_reminded_on: dt.date | None
     pdf_path: str | None
+    # business | public | consumer, when the source says; None leaves it as it is.
+    customer_kind: str | None = None
+    where: str = ""  # "file:line", for what is found wrong after reading
+    customer_siren: str | None = None
+    customer_vat: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,8 +294,18 @@ def invoice_rows(path: Path) -> list[InvoiceRow]:
             level=_cell(cells, columns, "level", _level, required=False) or 0,
             last_reminded_on=_reminder_date(cells, columns),
             pdf_path=cells.get("pdf_path") or None,
+            where=cells.location,
+            **_invoice_customer(cells, columns),
         ))
     return rows
+
+
+def _invoice_customer(cells: Cells, columns: dict[str, str]) -> dict[str, Any]:
+    """What an invoice row says of its customer's kind and identifiers."""
+    ids = {"siren": _cell(cells, columns, "siren", parse_siren, required=False),
+           "vat_number": _cell(cells, columns, "vat_number", parse_vat, required=False)}
+    return {"customer_kind": _customer_kind(cells, columns, ids),
+            "customer_siren": ids["siren"], "customer_vat": ids["vat_number"]}
 
 
 def _language(text: str) -> str:
@@ -291,18 +315,23 @@ def _language(text: str) -> str:
     return lang
 
 
-def _kind(text: str) -> bool:
-    value = fold(text)
-    if value in {"consumer", "particulier", "b2c"}:
-        return True
-    if value in {"business", "professionnel", "entreprise", "b2b"}:
-        return False
-    raise ValueError(f"kind must be business or consumer, not {text!r}")
-
-
 _CUSTOMER_PARSERS: dict[str, Callable[[str], Any]] = {
-    "language": _language, "is_consumer": parse_bool, "opted_out": parse_bool,
+    "language": _language, "opted_out": parse_bool, "siren": parse_siren,
+    "vat_number": parse_vat,
 }
+
+
+def _customer_kind(cells: Cells, columns: dict[str, str], values: dict[str, Any]) -> str | None:
+    """The kind a row says: its kind column, its "particulier" column, else a
+    SIREN or VAT number makes a business; None when it says nothing."""
+    if cells.get("kind"):
+        return str(_cell(cells, columns, "kind", parse_kind))
+    if cells.get("is_consumer"):
+        consumer = _cell(cells, columns, "is_consumer", parse_bool)
+        return "consumer" if consumer else "business"
+    if values.get("siren") or values.get("vat_number"):
+        return "business"
+    return None
 
 
 def customer_rows(path: Path) -> list[CustomerRow]:
@@ -313,7 +342,7 @@ def customer_rows(path: Path) -> list[CustomerRow]:
         code = _cell(cells, columns, "code", str)
         values: dict[str, Any] = {}
         for field in cells.values:
-            if field in {"code", "kind"}:
+            if field in {"code", "kind", "is_consumer"}:
                 continue
             text = cells.get(field)
             parse = _CUSTOMER_PARSERS.get(field)
@@ -323,8 +352,9 @@ def customer_rows(path: Path) -> list[CustomerRow]:
                     del values[field]
             else:
                 values[field] = text or None
-        if "kind" in cells.values and cells.get("kind"):
-            values["is_consumer"] = _cell(cells, columns, "kind", _kind)
+        kind = _customer_kind(cells, columns, values)
+        if kind is not None:
+            values["kind"] = kind
         if "name" in values and not values["name"]:
             raise LedgerError(f"{cells.where('name', columns)}: value is missing")
         rows.append(CustomerRow(code, values, cells.where("policy", columns)))

@@ -71,7 +71,8 @@ def customer_fields(customer: Customer) -> dict[str, Any]:
         "phone": customer.phone or "",
         "fax": customer.fax or "",
         "language": customer.language,
-        "is_consumer": bool(customer.is_consumer),
+        "kind": customer.kind,
+        "is_consumer": customer.is_consumer,
     }
 
 
@@ -83,6 +84,7 @@ def invoice_fields(settings: Settings, invoice: Invoice, *, as_of: dt.date,
     indemnity = charges.indemnity if claim_charges else ZERO
     return {
         "number": invoice.number,
+        "label": invoice.label or "",
         "date": invoice.invoice_date,
         "due_date": invoice.due_date,
         "total": invoice.total,
@@ -127,7 +129,9 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
     """The merge fields of one letter or statement (see ``docs/merge-fields.md``)."""
     policy = settings.policy(customer.policy)
     level_policy = policy.level(level)
-    claim = level_policy.late_charges and not customer.is_consumer
+    # Penalties and the indemnity only for a business or a public buyer: never
+    # for a consumer, and not for a customer nobody described (uncertain means silent).
+    claim = level_policy.late_charges and customer.owes_late_charges
     rows = [invoice_fields(settings, i, as_of=as_of, claim_charges=claim,
                            is_consumer=customer.is_consumer) for i in invoices]
     lc = settings.late_charges

@@ -14,7 +14,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError, RenderError
+from relances.daemon.ledger.book import invoice_copy_path
 from relances.daemon.ledger.due import overdue_invoices
 from relances.daemon.letters.context import build_context, customer_fields
 from relances.daemon.letters.templating import language_of
@@ -50,15 +50,6 @@ class LetterJob:
     copy_paths: tuple[str, ...]
     subject: str
     filename: str
-
-
-def invoice_copy_path(settings: Settings, invoice: Invoice) -> Path:
-    """The invoice's own PDF: its stored path, else the settings' pattern."""
-    if invoice.pdf_path:
-        return settings.path(invoice.pdf_path)
-    # An invoice number is not a path: keep separators out of the file name.
-    safe = invoice.number.replace("/", "_").replace("\\", "_")
-    return settings.path(settings.letters.invoice_pdf_pattern.format(number=safe))
 
 
 def _copies(settings: Settings, invoices: Sequence[Invoice], level: int,

@@ -56,9 +56,13 @@ LETTER_FIELDS: dict[str, str] = {
     "customer.phone": "phone",
     "customer.fax": "fax number",
     "customer.language": "customer's language",
+    "customer.kind": "`business`, `public`, `consumer` or `unknown`; late charges are claimed "
+                     "from `business` and `public` only",
     "customer.is_consumer": "true for a consumer (no late charges)",
     "invoice": "the letter's invoice (fields as in `invoices[]`); empty for a statement",
     "invoices[].number": "invoice number",
+    "invoices[].label": "what the books call an item that is not one invoice "
+                        "(«Solde à nouveau»), else empty",
     "invoices[].date": "invoice date",
     "invoices[].due_date": "due date",
     "invoices[].total": "invoice total, tax included",
@@ -120,12 +124,13 @@ LETTER_GROUPS = frozenset({"invoice"})
 REPORT_GROUPS = frozenset({"sender"})
 
 
-def sample_customer(*, consumer: bool = False, language: str = "fr") -> Customer:
+def sample_customer(*, consumer: bool = False, language: str = "fr",
+                    kind: str | None = None) -> Customer:
     return Customer(
         code="INT01", affiliate_code="INT01", name="INTEL", email="compta@intel.example",
         phone="01 23 45 67 89", fax=None, address_line1="2 rue de Paris",
         address_line2="Bâtiment B", postal_code="92190", city="MEUDON", country=None,
-        language=language, is_consumer=consumer, policy=None,
+        language=language, kind=kind or ("consumer" if consumer else "business"), policy=None,
     )
 
 

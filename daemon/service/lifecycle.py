@@ -29,6 +29,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from relances.daemon.config import Settings, load_settings
 from relances.daemon.dispatch import outbox
@@ -36,6 +37,7 @@ from relances.daemon.dispatch.channels import worker_name
 from relances.daemon.dispatch.run import Dispatcher
 from relances.daemon.errors import RelancesError
 from relances.daemon.letters.pool import Renderer
+from relances.daemon.service.inbox import Inbox
 from relances.daemon.service.jobs import dispatch_job, escalate_job
 from relances.daemon.service.locks import SingleInstanceLock, instance_lock_for
 from relances.daemon.service.preflight import SCHEDULED_JOBS, cron_trigger, preflight
@@ -46,7 +48,9 @@ from relances.plugins.manager import get_plugin_manager
 log = logging.getLogger(__name__)
 
 JOBS = SCHEDULED_JOBS
+IMPORT_JOB = "import"
 ESCALATION_SETTLE_SECONDS = 30
+ONCE_SETTLE_SECONDS = 1.0  # a --once run looks twice at the inbox, this far apart
 
 
 def validated(path: Path, pm: Any = None) -> tuple[Settings, list[str]]:
@@ -75,6 +79,8 @@ class Service:
         self.current: asyncio.Task[None] | None = None
         self.started = False
         self.watchdog: asyncio.Task[None] | None = None
+        self.inbox: Inbox | None = None
+        self.jobs: tuple[str, ...] = JOBS
 
     # -- startup ---------------------------------------------------------------------
 
@@ -89,6 +95,7 @@ class Service:
             self.lock.acquire()
         self.app = App(settings=settings, user=self.user, _plugins=plugins)
         await self.app.ready()
+        self._watch_inbox(settings)
         self.renderer = Renderer(settings)
         await self.renderer.warm()
         # --once too: a cron or timer run that is stopped must hand back its
@@ -101,18 +108,34 @@ class Service:
             interval = watchdog_interval()
             if interval and settings.daemon.watchdog:
                 self.watchdog = asyncio.create_task(self._watchdog(interval))
-        for job in JOBS:  # catch up what was missed while the daemon was down
+        for job in self.jobs:  # catch up what was missed while the daemon was down
             self.wanted.put_nowait(job)
         self.started = True
         self.notifier.ready(f"started on {settings.database_url.split('://')[0]}")
         log.info("relances daemon started (%s, worker %s)", self.config, self.worker)
 
+    def _watch_inbox(self, settings: Settings) -> None:
+        """Watch ``imports.inbox`` when it is set: imports run first, then the jobs."""
+        assert self.app is not None
+        folder = settings.imports.inbox
+        if folder is None:
+            self.inbox, self.jobs = None, JOBS
+            return
+        path = settings.path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.inbox is None or self.inbox.folder != path:
+            self.inbox = Inbox(self.app, path)
+        self.jobs = (IMPORT_JOB, *JOBS)
+
     def _schedule(self, settings: Settings) -> None:
         assert self.scheduler is not None
-        for job in JOBS:
+        for job in (IMPORT_JOB, *JOBS):
             if self.scheduler.get_job(job):
                 self.scheduler.remove_job(job)
-            trigger = cron_trigger(settings, job)
+            if job == IMPORT_JOB and self.inbox is None:
+                continue
+            trigger = (IntervalTrigger(seconds=settings.imports.poll_seconds)
+                       if job == IMPORT_JOB else cron_trigger(settings, job))
             if trigger is not None:
                 self.scheduler.add_job(self.wanted.put_nowait, trigger, args=(job,), id=job,
                                        coalesce=True, max_instances=1, misfire_grace_time=3600)
@@ -154,7 +177,7 @@ class Service:
         stopping = asyncio.create_task(self.stop_requested.wait())
         try:
             while not self.stop_requested.is_set():
-                if self.once and done >= set(JOBS):
+                if self.once and done >= set(self.jobs):
                     return
                 job = await self.wanted.get()
                 if job == "stop":
@@ -176,7 +199,9 @@ class Service:
         assert self.app is not None and self.renderer is not None
         self.notifier.status(f"running {job}")
         try:
-            if job == "escalate":
+            if job == IMPORT_JOB:
+                text = await self._import()
+            elif job == "escalate":
                 result = await escalate_job(self.app)
                 if result is None:
                     # Another instance is escalating: join its dispatch once it
@@ -199,6 +224,17 @@ class Service:
         finally:
             self.dispatcher = None
         self.notifier.status(f"idle; last {text}")
+
+    async def _import(self) -> str:
+        """Import what is whole in the inbox (once: what is there, given a second to settle)."""
+        if self.inbox is None:
+            return "no inbox"
+        if self.once:
+            self.inbox.ready()
+            await asyncio.sleep(ONCE_SETTLE_SECONDS)
+        outcomes = await self.inbox.look()
+        refused = sum(not o.ok for o in outcomes)
+        return f"{len(outcomes) - refused} files imported, {refused} refused"
 
     def _set_dispatcher(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
@@ -244,6 +280,7 @@ class Service:
             log.warning("%s", warning)
         old = self.renderer
         self.app.settings = settings
+        self._watch_inbox(settings)
         self.renderer = Renderer(settings)
         await self.renderer.warm()
         if self.scheduler is not None:

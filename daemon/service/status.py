@@ -27,6 +27,8 @@ class Status:
     runs: Sequence[RunRecord]
     retrying: Sequence[Reminder]
     failures: Sequence[Reminder]
+    imports: Sequence[RunRecord] = ()  # the last import of each source
+    failed_imports: Sequence[RunRecord] = ()
 
 
 async def waiting_for_a_person(session: AsyncSession, settings: Settings, *,
@@ -56,8 +58,13 @@ async def service_status(session: AsyncSession, settings: Settings, *, as_of: dt
         states={state: int(states.get(state, 0)) for state in STATES},
         waiting=await waiting_for_a_person(session, settings, as_of=as_of),
         runs=(await session.execute(
-            select(RunRecord).order_by(RunRecord.started_at.desc(), RunRecord.id.desc())
+            select(RunRecord).where(RunRecord.job.not_like("import:%"))
+            .order_by(RunRecord.started_at.desc(), RunRecord.id.desc())
             .limit(runs))).scalars().all(),
+        imports=await _last_imports(session),
+        failed_imports=(await session.execute(
+            select(RunRecord).where(RunRecord.job.like("import:%"), RunRecord.ok.is_(False))
+            .order_by(RunRecord.id.desc()).limit(reminders))).scalars().all(),
         retrying=(await session.execute(
             select(Reminder).where(Reminder.state == "pending", Reminder.attempts > 0)
             .order_by(Reminder.next_attempt_at).limit(reminders))).scalars().all(),
@@ -65,3 +72,10 @@ async def service_status(session: AsyncSession, settings: Settings, *, as_of: dt
             select(Reminder).where(Reminder.state == "failed")
             .order_by(Reminder.id.desc()).limit(reminders))).scalars().all(),
     )
+
+
+async def _last_imports(session: AsyncSession) -> Sequence[RunRecord]:
+    last = (select(func.max(RunRecord.id)).where(RunRecord.job.like("import:%"))
+            .group_by(RunRecord.job))
+    return (await session.execute(select(RunRecord).where(RunRecord.id.in_(last))
+                                  .order_by(RunRecord.job))).scalars().all()
