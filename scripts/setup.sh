@@ -22,6 +22,7 @@ TEST_PACKAGES=(
     cups cups-client cups-bsd printer-driver-cups-pdf
     hylafax-server hylafax-client
     postgresql-client
+    zbar-tools
 )
 
 missing() {

@@ -2,7 +2,8 @@
 
 ``documents`` reads the ledger into a picklable letter job (the invoices,
 the copies to attach); ``context`` turns ORM rows into the plain dict a
-template sees; ``mergefields`` is the documented catalogue of those fields
+template sees, with how to pay (``payment``: the RF reference and the EPC
+QR code); ``mergefields`` is the documented catalogue of those fields
 with samples; ``templating`` is the sandboxed Jinja2 environment and what
 the PDF engine may fetch; ``check`` renders every template once against
 the samples (at ``check-config`` and the service's start); ``pdf`` is one

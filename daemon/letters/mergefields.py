@@ -74,12 +74,24 @@ LETTER_FIELDS: dict[str, str] = {
     "invoices[].interest": "late-payment interest claimed (0 when not claimed)",
     "invoices[].indemnity": "recovery indemnity claimed (0 when not claimed)",
     "invoices[].amount_due": "remaining + interest + indemnity",
+    "invoices[].payment_reference": "the invoice's creditor reference (ISO 11649), grouped by "
+                                    "four for reading; built from the number when it is 1 to 21 "
+                                    "letters and digits, else from the invoice's id",
     "totals.count": "number of invoices",
     "totals.total": "sum of the invoice totals",
     "totals.remaining": "sum still due",
     "totals.interest": "sum of the interest claimed",
     "totals.indemnity": "sum of the indemnities claimed",
     "totals.amount_due": "what the letter asks for: remaining + charges",
+    "payment.reference": "the creditor reference (ISO 11649) the transfer should quote, grouped "
+                         "by four: the invoice's for a letter, the statement's own for a "
+                         "statement (customer and date)",
+    "payment.amount": "what the document asks for (`totals.amount_due`), the QR code's amount",
+    "payment.iban": "the sender's IBAN grouped by four, or empty when `sender.iban` is not set",
+    "payment.bic": "the sender's BIC, without spaces",
+    "payment.qr": "a `data:` URI of the EPC QR code (SEPA credit transfer) as SVG, for an "
+                  "`<img src>`; empty when `sender.iban` is not set or does not validate, "
+                  "or the amount is not payable",
     "late_charges.claimed": "whether this letter claims late charges "
                             "(level setting `late_charges`, business customers only)",
     "late_charges.annual_rate": "annual interest rate, in percent",
@@ -127,7 +139,7 @@ REPORT_GROUPS = frozenset({"sender"})
 def sample_customer(*, consumer: bool = False, language: str = "fr",
                     kind: str | None = None) -> Customer:
     return Customer(
-        code="INT01", affiliate_code="INT01", name="INTEL", email="compta@intel.example",
+        id=1, code="INT01", affiliate_code="INT01", name="INTEL", email="compta@intel.example",
         phone="01 23 45 67 89", fax=None, address_line1="2 rue de Paris",
         address_line2="Bâtiment B", postal_code="92190", city="MEUDON", country=None,
         language=language, kind=kind or ("consumer" if consumer else "business"), policy=None,
@@ -136,11 +148,11 @@ def sample_customer(*, consumer: bool = False, language: str = "fr",
 
 def sample_invoices(level: int) -> list[Invoice]:
     return [
-        Invoice(number="COD_F1026", invoice_date=dt.date(2024, 2, 8),
+        Invoice(id=1026, number="COD_F1026", invoice_date=dt.date(2024, 2, 8),
                 due_date=dt.date(2024, 2, 8), total=Decimal("680.40"),
                 remaining=Decimal("680.40"), payment_method="Chèque", level=level,
                 last_reminded_on=dt.date(2024, 11, 19)),
-        Invoice(number="COD_F1031", invoice_date=dt.date(2024, 3, 15),
+        Invoice(id=1031, number="COD_F1031", invoice_date=dt.date(2024, 3, 15),
                 due_date=dt.date(2024, 4, 14), total=Decimal("1253.06"),
                 remaining=Decimal("572.66"), payment_method="Virement", level=max(1, level - 1),
                 last_reminded_on=None),
@@ -217,6 +229,8 @@ def _example(context: dict[str, Any], path: str, env: Any) -> str:
         return env.filters["date"](value)
     if isinstance(value, dict | list):
         return "…"
+    if isinstance(value, str) and value.startswith("data:"):
+        return value.split(",", 1)[0] + ",…"
     return "" if value is None else str(value).replace("|", "\\|")
 
 

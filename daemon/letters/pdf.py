@@ -97,6 +97,11 @@ class PdfEngine:
             )
         except Exception as exc:  # WeasyPrint raises many types; name the template
             raise RenderError(f"{template}: PDF rendering failed: {exc}") from None
+        finally:
+            # Each letter's QR code is a data: URL of its own: kept, the cache
+            # would hold every letter's image for the worker's whole life.
+            for url in [u for u in self.image_cache if u.startswith("data:")]:
+                del self.image_cache[url]
         return pdf
 
     def email_bodies(self, language: str, context: dict[str, Any]) -> tuple[str, str]:
