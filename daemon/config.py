@@ -157,6 +157,15 @@ class ImportSettings(_Model):
     poll_seconds: float = Field(10, ge=1)
 
 
+class BankSettings(_Model):
+    # Days a customer with a bank payment waiting in review (one that may be
+    # theirs) gets no new reminder; null: no such hold.
+    review_hold_days: int | None = Field(10, ge=1)
+    # A payment recorded by hand and a bank entry of the same amount for the
+    # same invoice or customer, this many days apart at most, are one payment.
+    known_payment_days: int = Field(10, ge=0, le=90)
+
+
 class ScheduleSettings(_Model):
     escalate: str | None = "30 7 * * mon-fri"
     dispatch: str | None = "*/10 8-18 * * mon-fri"
@@ -185,6 +194,7 @@ class Settings(_Model):
     late_charges: LateChargeSettings = LateChargeSettings()
     customers: CustomerSettings = CustomerSettings()
     imports: ImportSettings = ImportSettings()
+    bank: BankSettings = BankSettings()
     channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"archive": dict[str, Any]()})
     schedule: ScheduleSettings = ScheduleSettings()
     daemon: DaemonSettings = DaemonSettings()

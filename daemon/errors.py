@@ -10,6 +10,7 @@ from __future__ import annotations
 from relances.plugins.contract import DeliveryError, RelancesError
 
 __all__ = [
+    "BankError",
     "ConfigError",
     "DeliveryError",
     "LedgerError",
@@ -31,3 +32,7 @@ class LedgerError(RelancesError):
 
 class RenderError(RelancesError):
     """A letter could not be rendered (template error, missing invoice copy)."""
+
+
+class BankError(RelancesError):
+    """A bank statement that cannot be read, or a review action that does not apply."""

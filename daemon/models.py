@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
     text,
     true,
@@ -109,6 +110,10 @@ class Customer(Base):
     vat_number: Mapped[str | None] = mapped_column(String(20))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     policy: Mapped[str | None] = mapped_column(String(64))
+    # What the customer paid beyond their invoices (an overpayment confirmed by hand).
+    credit: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0), server_default="0")
+    # A bank payment that may be theirs waits for a person: no new reminder until then.
+    review_until: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -195,6 +200,9 @@ class Payment(Base):
     reference: Mapped[str] = mapped_column(String(100), default="", server_default="")
     # The seller's books show it: an export's Reste already counts it.
     reflected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The bank entry that shows it (read from a statement, or linked to it later).
+    bank_entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bank_entries.id", ondelete="SET NULL"), index=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(100))
 
@@ -312,3 +320,70 @@ class RunRecord(Base):
     summary: Mapped[str] = mapped_column(Text, default="", server_default="")
     ok: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
+
+
+class BankStatement(Base):
+    """One statement file read: where it came from and what it held."""
+
+    __tablename__ = "bank_statements"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(300))
+    format: Mapped[str] = mapped_column(String(32))
+    account_iban: Mapped[str | None] = mapped_column(String(34))
+    statement_ref: Mapped[str | None] = mapped_column(String(100))
+    date: Mapped[dt.date | None] = mapped_column(Date)
+    entries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    read_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    read_by: Mapped[str] = mapped_column(String(100))
+
+
+class BankEntry(Base):
+    """One line of a statement, read once: its identity is unique.
+
+    ``state``: matched (payments recorded), known (it shows a payment already
+    recorded by hand), review (waits for a person), ignored (a person said
+    so), debit (money out: not a payment of a customer).
+    """
+
+    __tablename__ = "bank_entries"
+    __table_args__ = (
+        CheckConstraint("state IN ('matched', 'known', 'review', 'ignored', 'debit')",
+                        name="state_known"),
+        Index("ix_bank_entries_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    identity: Mapped[str] = mapped_column(String(200), unique=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("bank_statements.id", ondelete="CASCADE"))
+    booked_on: Mapped[dt.date] = mapped_column(Date)
+    value_date: Mapped[dt.date | None] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money())  # signed: > 0 is money in
+    currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
+    counterparty: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    counterparty_iban: Mapped[str | None] = mapped_column(String(34))
+    reference: Mapped[str | None] = mapped_column(String(140))
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    bank_reference: Mapped[str | None] = mapped_column(String(140))
+    state: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str | None] = mapped_column(String(32))  # how it was matched
+    note: Mapped[str | None] = mapped_column(Text)  # why it waits, or why it was ignored
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    # Customers it may belong to, while it waits (comma-separated ids): held from reminders.
+    candidates: Mapped[str] = mapped_column(Text, default="", server_default="")
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class CustomerIban(Base):
+    """An account a customer pays from: from a customers file, or a match confirmed by hand."""
+
+    __tablename__ = "customer_ibans"
+    __table_args__ = (UniqueConstraint("customer_id", "iban", name="uq_customer_ibans_pair"),
+                      Index("ix_customer_ibans_iban", "iban"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    iban: Mapped[str] = mapped_column(String(34))
+    source: Mapped[str] = mapped_column(String(16))  # import | match
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -104,7 +104,7 @@ def test_an_01_database_upgrades_with_its_data(empty_database: str, tmp_path: Pa
     asyncio.run(_database_of_release_01(empty_database))
     cli = Cli(write_settings(tmp_path / "settings.yaml", {"database.url": empty_database}))
     out = cli("init").stdout
-    assert "database upgraded from revision 0001 to 0002" in out
+    assert "database upgraded from revision 0001 to 0003" in out
     # It cannot tell a business someone declared from a customer nobody described.
     assert "2 customers are now of unknown kind" in out
     assert out.rstrip().endswith("  BOU02\n  INT01")
@@ -119,4 +119,25 @@ def test_an_01_database_upgrades_with_its_data(empty_database: str, tmp_path: Pa
     assert "(nature inconnue, fr)" in cli("customer INT01").stdout
     assert "Nature du client inconnue après la mise à jour" in cli("customer INT01").stdout
     assert "(particulier, fr)" in cli("customer DAN01").stdout
-    assert "database is up to date (revision 0002)" in cli("init").stdout
+    assert "database is up to date (revision 0003)" in cli("init").stdout
+
+
+async def _drift(url: str) -> list[object]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from relances.daemon.models import Base
+
+    engine = storage.create_engine(url)
+    try:
+        await storage.upgrade(engine)
+        async with engine.connect() as conn:
+            return await conn.run_sync(lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata))
+    finally:
+        await engine.dispose()
+
+
+def test_the_migrations_make_the_schema_the_models_describe(empty_database: str) -> None:
+    """A model changed without its migration (or the reverse) fails here."""
+    assert asyncio.run(_drift(empty_database)) == []

@@ -72,6 +72,15 @@ async def status_command(app: App) -> None:
         click.echo("\nRefused imports:")
         for run in status.failed_imports:
             click.echo(f"  {_when(app, run.started_at)}  {run.summary}")
+    if status.last_statement is not None or status.review:
+        statement = status.last_statement
+        click.echo("\nBank:")
+        if statement is not None:
+            click.echo(f"  last statement read: {statement.source} ({statement.format}, "
+                       f"{fmt.date(statement.date) or 'undated'}, {statement.entries} new "
+                       f"entries), {_when(app, statement.read_at)}")
+        click.echo(f"  waiting for review: {status.review} entries"
+                   + (" — `relances bank review`" if status.review else ""))
     if retrying:
         click.echo("\nTo retry:")
         for reminder in retrying:

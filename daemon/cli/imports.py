@@ -16,6 +16,8 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relances.daemon.bank.apply import BankImport, import_statement
+from relances.daemon.bank.read import read_statement
 from relances.daemon.cli.main import async_command
 from relances.daemon.cli.options import FILE
 from relances.daemon.ledger import imports
@@ -64,7 +66,7 @@ def report(source: Path | str, result: InvoiceImport, dry_run: bool) -> None:
 
 @click.group("import")
 def import_group() -> None:
-    """Import the seller's books: the ERP's export, customers, payments, the FEC, Factur-X.
+    """Import the seller's books and the bank: exports, customers, payments, FEC, Factur-X, statements.
 
     An import is all-or-nothing: one bad row aborts it with the line and the
     column, and the database is left as it was.
@@ -139,6 +141,30 @@ async def import_facturx(app: App, paths: tuple[Path, ...], partial: bool, dry_r
     report(names, done.result, dry_run)
     if done.refused:
         click.echo(f"{len(done.imported)} files imported, {len(done.refused)} refused", err=True)
+
+
+@import_group.command("bank")
+@click.argument("files", nargs=-1, required=True, type=FILE)
+@dry_run_option
+@async_command
+async def import_bank(app: App, files: tuple[Path, ...], dry_run: bool) -> None:
+    """Import bank statements (camt.053, CFONB 120, OFX, MT940): payments matched to invoices.
+
+    Each entry is read once, however often its statement is imported; what
+    matches nothing certain waits in `relances bank review`.
+    """
+    statements = [read_statement(file) for file in files]  # every file whole, before writing
+
+    async def body(session: AsyncSession) -> list[BankImport]:
+        return [await import_statement(session, app.settings, statement, user=app.user)
+                for statement in statements]
+
+    results = await in_transaction(app, dry_run, body)
+    prefix = "dry run, nothing written: " if dry_run else ""
+    for file, statement, result in zip(files, statements, results, strict=True):
+        click.echo(f"{file}: {prefix}{statement.format}, {result}")
+    if any(result.review for result in results):
+        click.echo("waiting for a person: `relances bank review`")
 
 
 @import_group.command("customers")

@@ -62,7 +62,7 @@ COMMANDS: dict[str, str] = {
     "preview": "letters", "report": "letters",
     "send": "send", "reprint": "send",
     "daemon": "daemon", "status": "daemon",
-    "plugins": "plugins",
+    "plugins": "plugins", "bank": "bank",
 }
 
 

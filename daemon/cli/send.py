@@ -25,6 +25,10 @@ async def _preview(app: App, request: outbox.Request) -> None:
     """What ``send`` would queue, without writing anything."""
     async with app.sessions() as session:
         rows, already = await outbox.dry_run(session, app.settings, request, user=app.user)
+        held = await book.held_for_review(session, request.as_of or app.settings.today())
+    if held:
+        click.echo(f"held: {len(held)} customers, a bank payment waiting for review may be "
+                   f"theirs ({', '.join(held[:10])}): `relances bank review`")
     for row in rows:
         what = "statement" if row.kind == "statement" else "letter"
         click.echo(f"{row.customer_code}: {what} level {row.level} for {row.invoice_numbers} "

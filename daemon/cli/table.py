@@ -165,6 +165,8 @@ async def customer_command(app: App, code: str, kind: str | None, as_of: dt.date
             click.echo(f"{label:<10} {value}")
     click.echo(f"\nTotal dû : {fmt.amount(due)} € "
                f"(dont {fmt.amount(sum((r.remaining for r in rows), Decimal(0)))} € échus)")
+    if customer.credit:
+        click.echo(f"Crédit du client (trop-perçu) : {fmt.amount(customer.credit)} €")
     if rows:
         click.echo(fmt.table(HEADERS[4:], [table_cells(r)[4:] for r in rows],
                              frozenset(i - 4 for i in RIGHT)))

@@ -11,7 +11,9 @@ are never undone; every change has its history line), called by
 what people do by hand (payments, holds, levels, kinds, notes) and keeps
 the history.  ``listing`` is the reminders table; ``due`` says what may be
 reminded and which reminder is due; ``policies`` which policy a customer
-falls under; ``latecharges`` the interest and indemnity of L441-10.
+falls under; ``latecharges`` the interest and indemnity of L441-10;
+``references`` the RF creditor references letters print and the bank
+matches, and the EPC QR payload.
 
 Reads and writes the customers, invoices, payments, notes and history
 tables; never the outbox.  May import the foundation only.

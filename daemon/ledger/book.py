@@ -114,13 +114,16 @@ async def notes_of(session: AsyncSession, customer: Customer) -> Sequence[Note]:
 async def record_payment(
     session: AsyncSession, invoice: Invoice, *, amount: Decimal, paid_on: dt.date,
     user: str, method: str | None = None, reference: str = "",
+    described: str | None = None, bank_entry_id: int | None = None,
 ) -> bool:
     """Record a payment and lower what remains due.
 
     A payment with a reference (cheque number, transfer id) is recorded once:
     the same reference again returns False.  Without a reference every call
     records a payment; imports count identical rows instead (see
-    :func:`import_payments`).
+    :func:`import_payments`).  ``described``: how the history tells where it
+    came from ("virement du 30/11/2026, réf. RF…"); ``bank_entry_id``: the
+    bank entry that shows it.
     """
     if amount <= 0:
         raise LedgerError(f"invoice {invoice.number}: a payment must be positive, not {amount}")
@@ -133,17 +136,19 @@ async def record_payment(
         raise LedgerError(f"invoice {invoice.number}: payment of {amount} exceeds "
                           f"the {invoice.remaining} still due")
     session.add(Payment(invoice_id=invoice.id, paid_on=paid_on, amount=amount, method=method,
-                        reference=reference, recorded_by=user))
+                        reference=reference, recorded_by=user, bank_entry_id=bank_entry_id))
     invoice.remaining = invoice.remaining - amount
-    state = "soldée" if invoice.remaining == 0 else f"reste {_euros(invoice.remaining)}"
+    state = "soldée" if invoice.remaining == 0 else f"reste {euros(invoice.remaining)}"
+    action = (f"Règlement {euros(amount)} — {described} ({state})" if described
+              else f"Règlement de {euros(amount)} reçu le {paid_on:%d/%m/%Y} ({state})")
     add_history(session, user=user, event="paid", invoice_id=invoice.id,
-                customer_id=invoice.customer_id,
-                action=f"Règlement de {_euros(amount)} reçu le {paid_on:%d/%m/%Y} ({state})")
+                customer_id=invoice.customer_id, action=action[:300])
     await session.flush()
     return True
 
 
-def _euros(value: Decimal) -> str:
+def euros(value: Decimal) -> str:
+    """``1 253,06 €``: an amount as French letters and history lines write it."""
     return f"{value:,.2f} €".replace(",", "\u202f").replace(".", ",")
 
 
@@ -199,6 +204,14 @@ async def unknown_kind_customers(session: AsyncSession) -> Sequence[str]:
     return (await session.execute(
         select(Customer.code).where(Customer.kind == "unknown", Customer.id.in_(
             select(Invoice.customer_id).where(open_invoices())))
+        .order_by(Customer.code))).scalars().all()
+
+
+async def held_for_review(session: AsyncSession, as_of: dt.date) -> Sequence[str]:
+    """Codes of customers a bank payment waiting for review may belong to: no new
+    reminder goes to them meanwhile."""
+    return (await session.execute(
+        select(Customer.code).where(Customer.review_until >= as_of)
         .order_by(Customer.code))).scalars().all()
 
 

@@ -2,7 +2,8 @@
 
 An invoice may be reminded when something remains due on it, its due date
 has passed, it is not in dispute (or its hold has ended), and its customer
-has not asked not to be reminded.  The reminder of its current level is due
+has not asked not to be reminded nor has a bank payment waiting for review
+that may be theirs (uncertain means silent).  The reminder of its current level is due
 while that level's reminder has not been sent (``last_reminded_level``
 below the level) and the invoice owes at least its policy's minimum.
 
@@ -42,10 +43,12 @@ def held(as_of: dt.date) -> Any:
 
 def remindable(as_of: dt.date) -> ColumnElement[bool]:
     """An invoice that a reminder may go to at all: open, overdue, not disputed,
-    of a customer who has not opted out."""
-    opted_out = select(Customer.id).where(Customer.opted_out.is_(True))
+    of a customer who has not opted out and has no bank payment waiting for
+    review that may be theirs."""
+    silent = select(Customer.id).where(or_(Customer.opted_out.is_(True),
+                                           Customer.review_until >= as_of))
     return and_(open_invoices(), Invoice.due_date < as_of, not_(held(as_of)),
-                Invoice.customer_id.not_in(opted_out))
+                Invoice.customer_id.not_in(silent))
 
 
 def not_yet_reminded(level: Any) -> ColumnElement[bool]:
@@ -105,6 +108,8 @@ def not_remindable(settings: Settings, customer: Customer, invoice: Invoice | No
     """
     if customer.opted_out:
         return "the customer asked not to be reminded"
+    if customer.review_until is not None and customer.review_until >= as_of:
+        return "a bank payment that may be theirs waits for review"
     if invoice is None:
         return None
     if invoice.remaining <= 0:

@@ -4,8 +4,9 @@ The daemon looks at the folder every ``imports.poll_seconds``.  A file is
 read only once it is whole: its size and modification time have not
 changed since the previous look (a ``*.part`` file, or a hidden one, is
 never read: rename it when it is written).  Its kind comes from its content
-(:mod:`relances.daemon.ledger.sources`) and it is imported with that
-source's settings, in one transaction.  Then it moves to ``done/``, its
+(a bank statement, :mod:`relances.daemon.bank.read`; else a file of the
+books, :mod:`relances.daemon.ledger.sources`) and it is imported with that
+source's settings, in one transaction; a statement is never "complete".  Then it moves to ``done/``, its
 name prefixed with the time; a refused file moves to ``failed/`` with a
 ``.error.txt`` beside it holding the one-line reason.  Every import is a
 run of ``relances status``: ``import:<source>`` with its counts.
@@ -20,6 +21,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from relances.daemon.bank.apply import import_statement
+from relances.daemon.bank.read import read_statement, statement_format
 from relances.daemon.errors import RelancesError
 from relances.daemon.ledger.imports import import_any
 from relances.daemon.ledger.sources import source_of
@@ -29,6 +32,7 @@ from relances.daemon.storage import App
 log = logging.getLogger(__name__)
 
 DONE, FAILED = "done", "failed"
+HEAD = 64 * 1024  # enough of a file to tell what it is
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,16 @@ class Outcome:
     source: str | None
     summary: str
     ok: bool
+
+
+def _source(path: Path) -> str:
+    """``bank`` for a statement, else the books' source (LedgerError when neither)."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(HEAD)
+    except OSError:
+        head = b""
+    return "bank" if statement_format(head) else source_of(path)
 
 
 class Inbox:
@@ -82,10 +96,15 @@ class Inbox:
         started = utcnow()
         source: str | None = None
         try:
-            source = source_of(path)
+            source = _source(path)
             async with self.app.sessions.begin() as session:
-                summary = await import_any(session, path, source, settings=self.app.settings,
-                                           user=self.app.user)
+                if source == "bank":
+                    result = await import_statement(session, self.app.settings,
+                                                    read_statement(path), user=self.app.user)
+                    summary = str(result)
+                else:
+                    summary = await import_any(session, path, source,
+                                               settings=self.app.settings, user=self.app.user)
         except RelancesError as exc:
             reason = str(exc)
             moved = self._move(path, FAILED, started)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.ledger.due import due_letters
-from relances.daemon.models import Reminder, RunRecord
+from relances.daemon.models import BankEntry, BankStatement, Reminder, RunRecord
 
 STATES = ("pending", "sending", "sent", "failed", "cancelled")
 
@@ -29,6 +29,8 @@ class Status:
     failures: Sequence[Reminder]
     imports: Sequence[RunRecord] = ()  # the last import of each source
     failed_imports: Sequence[RunRecord] = ()
+    last_statement: BankStatement | None = None
+    review: int = 0  # bank entries waiting for a person
 
 
 async def waiting_for_a_person(session: AsyncSession, settings: Settings, *,
@@ -71,6 +73,10 @@ async def service_status(session: AsyncSession, settings: Settings, *, as_of: dt
         failures=(await session.execute(
             select(Reminder).where(Reminder.state == "failed")
             .order_by(Reminder.id.desc()).limit(reminders))).scalars().all(),
+        last_statement=await session.scalar(
+            select(BankStatement).order_by(BankStatement.id.desc()).limit(1)),
+        review=await session.scalar(
+            select(func.count()).select_from(BankEntry).where(BankEntry.state == "review")) or 0,
     )
 
 

@@ -1,0 +1,43 @@
+"""Which format a statement file is, from its content, and its reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relances.daemon.bank.statements import MAX_STATEMENT_BYTES, Statement
+from relances.daemon.errors import BankError
+
+FORMATS = ("camt", "cfonb", "ofx", "mt940")
+
+
+def _load(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_STATEMENT_BYTES:
+            raise BankError(f"{path}: {size} bytes: larger than a statement can be "
+                            f"({MAX_STATEMENT_BYTES // 1024 // 1024} MB)")
+        return path.read_bytes()
+    except OSError as exc:
+        raise BankError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def statement_format(data: bytes) -> str | None:
+    """``camt``, ``cfonb``, ``ofx``, ``mt940``, or None when it is none of them."""
+    from relances.daemon.bank import camt, cfonb, mt940, ofx
+
+    for name, module in (("camt", camt), ("ofx", ofx), ("mt940", mt940), ("cfonb", cfonb)):
+        if module.looks_like(data):
+            return name
+    return None
+
+
+def read_statement(path: Path) -> Statement:
+    """Read a statement of any supported format; BankError names what is wrong and where."""
+    from relances.daemon.bank import camt, cfonb, mt940, ofx
+
+    data = _load(path)
+    name = statement_format(data)
+    if name is None:
+        raise BankError(f"{path}: not a bank statement (camt.053, CFONB 120, OFX or MT940)")
+    reader = {"camt": camt, "cfonb": cfonb, "ofx": ofx, "mt940": mt940}[name]
+    return reader.read(path, data)
