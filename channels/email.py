@@ -91,9 +91,17 @@ class EmailChannel(Channel):
             sender=self.sender.addr_spec,
             recipients=[a.addr_spec for a in to + self.bcc],
         )
-        detail = f"to {', '.join(a.addr_spec for a in to)}"
+        customer = [a.addr_spec for a in to]
+        if all(address in refused for address in customer):
+            # Only the Bcc copy was taken: the customer received nothing.
+            replies = "; ".join(f"{a}: {refused[a]}" for a in customer)
+            transient = all(refused[a].startswith("4") for a in customer)
+            raise DeliveryError(f"refused for the customer ({replies}); only the copy to "
+                                f"{', '.join(a.addr_spec for a in self.bcc)} was accepted",
+                                retryable=transient)
+        detail = f"to {', '.join(customer)}"
         if refused:
-            # Some recipients took it: the reminder reached the customer.
+            # Some of the customer's addresses took it: the reminder reached them.
             logger.warning("%s: refused by the server: %s", delivery.key, ", ".join(refused))
             detail += f"; refused: {', '.join(refused)}"
         return Receipt(channel=self.name, reference=message_id, detail=detail)

@@ -161,6 +161,22 @@ async def test_one_of_two_addresses_refused_still_delivers(smtp_server: SmtpServ
     assert "old@intel.example" in receipt.detail
 
 
+@pytest.mark.parametrize(("reply", "retryable"), [
+    ("550 5.1.1 No such user", False), ("452 4.2.2 Mailbox full", True)])
+async def test_a_bcc_copy_accepted_alone_is_not_a_delivery(
+        smtp_server: SmtpServer, reply: str, retryable: bool) -> None:
+    smtp_server.handler.refuse_rcpt["compta@intel.example"] = reply
+    channel = email_channel(**smtp_server.channel_options(bcc=["archive@acme.example"]))
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery())
+    assert caught.value.retryable is retryable
+    assert caught.value.reason == (f"refused for the customer (compta@intel.example: {reply}); "
+                                   "only the copy to archive@acme.example was accepted")
+    # The server did take the copy: what the customer got is what counts.
+    [copy] = smtp_server.handler.messages
+    assert copy.rcpt_tos == ["archive@acme.example"]
+
+
 async def test_dropped_connection_is_retryable_and_the_batch_reconnects(
     smtp_server: SmtpServer,
 ) -> None:
