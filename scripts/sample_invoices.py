@@ -18,7 +18,7 @@ from pathlib import Path
 
 import weasyprint
 
-from relances.daemon.ledger.readers import invoice_rows
+from relances.daemon.ledger.export import invoice_rows
 
 SAMPLE = Path(__file__).resolve().parent.parent / "daemon" / "sample"
 CSS = """

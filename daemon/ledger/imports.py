@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.book import add_history, invoice_file_name, record_payment
+from relances.daemon.ledger.export import invoice_rows
 from relances.daemon.ledger.kinds import KIND_LABELS
-from relances.daemon.ledger.readers import customer_rows, invoice_rows, payment_rows
+from relances.daemon.ledger.readers import customer_rows, payment_rows
 from relances.daemon.ledger.reconcile import InvoiceImport, apply_invoices
 from relances.daemon.models import Customer, Invoice, Payment
 

@@ -9,7 +9,7 @@ first page of a million-invoice ledger is read without sorting it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -46,13 +46,18 @@ class ReminderRow:
     def as_json(self) -> dict[str, Any]:
         """Amounts as strings with a dot, dates ISO or null."""
         out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
+        # Not dataclasses.asdict: it deep-copies every value, half the cost of `list --format json`.
+        for key in _FIELDS:
+            value = getattr(self, key)
             if isinstance(value, Decimal):
                 value = f"{value:.2f}"
             elif isinstance(value, dt.date):
                 value = value.isoformat()
             out[key] = value
         return out
+
+
+_FIELDS = tuple(ReminderRow.__dataclass_fields__)
 
 
 def reminders_query(*, as_of: dt.date, customer: str | None = None,

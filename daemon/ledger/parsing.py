@@ -14,10 +14,22 @@ from decimal import Decimal, InvalidOperation
 CENT = Decimal("0.01")
 _SPACES = re.compile(r"[\s\u00a0\u202f]")
 _FR_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+# What nearly every cell of an export holds: "1 253,06", "253,06", "-12,50",
+# "253.06" (at most 15 digits before the decimals, ASCII only).  These read
+# straight to the Decimal the general rules below would give.
+_PLAIN_AMOUNT = re.compile(r"(-?)([0-9]{1,3}(?: [0-9]{3}){1,4}|[0-9]{1,15})([,.])([0-9]{2})")
+# Dates read so far, by their text: an export holds a few hundred distinct ones.
+_DATES: dict[str, dt.date] = {}
+_NOT_DATES: set[str] = set()
+_REMEMBERED = 20_000
 
 
 def parse_amount(text: str) -> Decimal:
     """``"1 253,06"`` → ``Decimal("1253.06")``; raises ValueError."""
+    plain = _PLAIN_AMOUNT.fullmatch(text)
+    if plain is not None:
+        sign, units, _, cents = plain.groups()
+        return Decimal(f"{sign}{units.replace(' ', '')}.{cents}")
     raw = _SPACES.sub("", text.strip()).replace("€", "")
     if "," in raw:
         if "." in raw:  # 1.253,06: dots group thousands
@@ -34,8 +46,29 @@ def parse_amount(text: str) -> Decimal:
     return value.quantize(CENT)
 
 
+def plain_amount(text: str) -> tuple[str, int] | None:
+    """For the common forms alone (``1 253,06``, ``-12,50``, ``253.06``): the text of
+    the Decimal :func:`parse_amount` gives, and the amount in cents; None for any
+    other text, which :func:`parse_amount` reads or refuses."""
+    plain = _PLAIN_AMOUNT.fullmatch(text)
+    if plain is None:
+        return None
+    sign, units, _, cents = plain.groups()
+    digits = units.replace(" ", "")
+    return f"{sign}{digits}.{cents}", int(f"{sign}{digits}{cents}")
+
+
 def parse_date(text: str) -> dt.date:
     """``"24/11/2023"`` or ``"2023-11-24"`` → a date; raises ValueError."""
+    date = _DATES.get(text)
+    if date is None:
+        date = _read_date(text)
+        if len(_DATES) < _REMEMBERED:
+            _DATES[text] = date
+    return date
+
+
+def _read_date(text: str) -> dt.date:
     raw = text.strip()
     match = _FR_DATE.match(raw)
     try:
@@ -47,12 +80,21 @@ def parse_date(text: str) -> dt.date:
         raise ValueError(f"not a date (expected DD/MM/YYYY): {text!r}") from None
 
 
-def looks_like_date(text: str) -> bool:
+def date_or_none(text: str) -> dt.date | None:
+    """The date ``text`` holds, or None when it holds none (no exception raised)."""
+    date = _DATES.get(text)
+    if date is not None or text in _NOT_DATES:
+        return date
     try:
-        parse_date(text)
+        return parse_date(text)
     except ValueError:
-        return False
-    return True
+        if len(_NOT_DATES) < _REMEMBERED:
+            _NOT_DATES.add(text)
+        return None
+
+
+def looks_like_date(text: str) -> bool:
+    return date_or_none(text) is not None
 
 
 def parse_bool(text: str) -> bool:

@@ -6,6 +6,11 @@ or semicolon), and JSON with English field names (``.json``: an array of
 objects, or an object holding one).  Every row is checked here; a bad cell
 raises :class:`LedgerError` naming the file, the line and the column, and
 the caller writes nothing.
+
+An invoice export is read as a stream: the common cells take a fast path
+that gives what the general rules would (any other row goes through the
+general rules, and their messages), and the validated rows wait in a
+temporary file (:class:`InvoiceRows`) rather than in memory.
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from typing import Any
 
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.kinds import parse_kind, parse_siren, parse_vat
-from relances.daemon.ledger.parsing import fold, looks_like_date, parse_amount, parse_bool, parse_date
+from relances.daemon.ledger.parsing import (
+    fold,
+    looks_like_date,
+    parse_amount,
+    parse_bool,
+    parse_date,
+)
 
 # Header aliases (folded) → field.  French names are the seed's columns.
 INVOICE_COLUMNS: dict[str, str] = {
@@ -147,9 +158,9 @@ class PaymentRow:
     where: str
 
 
-def _tabular(path: Path, text: str, delimiter: str,
-             aliases: dict[str, str]) -> tuple[Iterator[Cells], dict[str, str]]:
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+def _header(path: Path, reader: Iterator[list[str]],
+            aliases: dict[str, str]) -> tuple[list[str | None], dict[str, str]]:
+    """The field of each column (None: nothing to keep) and each field's column name."""
     try:
         header = next(reader)
     except StopIteration:
@@ -168,6 +179,13 @@ def _tabular(path: Path, text: str, delimiter: str,
             raise LedgerError(f"{path}:1: column {name.strip()!r} appears twice")
         fields.append(field)
         shown[field] = name.strip()
+    return fields, shown
+
+
+def _tabular(path: Path, text: str, delimiter: str,
+             aliases: dict[str, str]) -> tuple[Iterator[Cells], dict[str, str]]:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    fields, shown = _header(path, reader, aliases)
 
     def rows() -> Iterator[Cells]:
         for row in reader:
@@ -257,47 +275,6 @@ def _reminder_date(cells: Cells, columns: dict[str, str]) -> dt.date | None:
         if text and field == "previous_reminder" and text not in {"(i)"}:
             raise LedgerError(f"{cells.where(field, columns)}: not a date: {text!r}")
     return None
-
-
-def invoice_rows(path: Path) -> list[InvoiceRow]:
-    """Every invoice of an import file, validated; raises on the first bad cell."""
-    cells_iter, columns = read_cells(path, INVOICE_COLUMNS, "invoices")
-    rows: list[InvoiceRow] = []
-    seen: dict[str, int | str] = {}
-    for cells in cells_iter:
-        number = _cell(cells, columns, "invoice_number", str)
-        if number in seen:
-            raise LedgerError(f"{cells.where('invoice_number', columns)}: invoice {number} "
-                              f"already appears on line {seen[number]}")
-        seen[number] = cells.line
-        total = _cell(cells, columns, "total", parse_amount)
-        remaining = _cell(cells, columns, "remaining", parse_amount)
-        if remaining < 0:
-            raise LedgerError(f"{cells.where('remaining', columns)}: negative amount {remaining}")
-        if total >= 0 and remaining > total:
-            raise LedgerError(f"{cells.where('remaining', columns)}: {remaining} remaining is "
-                              f"more than the invoice's total {total}")
-        rows.append(InvoiceRow(
-            customer_code=_cell(cells, columns, "customer_code", str),
-            customer_name=cells.get("customer_name"),
-            affiliate_code=cells.get("affiliate_code") or None,
-            email=cells.get("email") or None,
-            number=number,
-            invoice_date=_cell(cells, columns, "invoice_date", parse_date),
-            due_date=_cell(cells, columns, "due_date", parse_date),
-            total=total,
-            remaining=remaining,
-            payment_method=cells.get("payment_method") or None,
-            settlement=cells.get("settlement") or None,
-            assignment=cells.get("assignment") or None,
-            representative=cells.get("representative") or None,
-            level=_cell(cells, columns, "level", _level, required=False) or 0,
-            last_reminded_on=_reminder_date(cells, columns),
-            pdf_path=cells.get("pdf_path") or None,
-            where=cells.location,
-            **_invoice_customer(cells, columns),
-        ))
-    return rows
 
 
 def _invoice_customer(cells: Cells, columns: dict[str, str]) -> dict[str, Any]:

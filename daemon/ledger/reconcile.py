@@ -20,27 +20,34 @@ what it did.  Applying a source's invoice rows to the book:
   that would settle more than the guard allows (a truncated file).
 
 Everything is read in a few queries and written in bulk statements, in
-the caller's transaction; a dry run is the same call rolled back.
+the caller's transaction; a dry run is the same call rolled back.  An
+export (:class:`~relances.daemon.ledger.readers.InvoiceRows`) is never held
+whole: its rows meet the book's invoices a batch at a time and new invoices
+are written as they come, so a long export takes no more memory than a
+short one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger.kinds import KIND_LABELS
+from relances.daemon.ledger.book import euros
+from relances.daemon.ledger.bulk import BULK, CHUNK, bulk_insert, history_row
+from relances.daemon.ledger.customers import sync_customers, wanted_customers
 from relances.daemon.ledger.readers import InvoiceRow
-from relances.daemon.models import Customer, HistoryEntry, Invoice, Payment, utcnow
+from relances.daemon.ledger.rowstore import InvoiceRows
+from relances.daemon.models import HistoryEntry, Invoice, Payment, utcnow
 
-CHUNK = 500
 WHOLE_TABLE_FROM = 2000  # rows: above this, read every invoice in one query
 SHOWN = 10
 
@@ -89,13 +96,13 @@ class InvoiceImport:
         return text
 
 
-@dataclass
+@dataclass(slots=True)
 class _Known:
     """An invoice as the book holds it, for comparison with a file's row."""
 
     id: int
     customer_id: int
-    values: dict[str, Any]
+    values: tuple[Any, ...]  # the columns of _FIELDS, in their order
     remaining: Decimal
     level: int
     last_reminded_on: dt.date | None
@@ -112,10 +119,6 @@ class _Plan:
     reflect: list[int] = field(default_factory=list)
 
 
-def euros(value: Decimal) -> str:
-    return f"{value:,.2f} €".replace(",", "\u202f").replace(".", ",")
-
-
 def _shown(value: Any) -> str:
     if value is None or value == "":
         return "—"
@@ -126,97 +129,61 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+@dataclass
+class _Book:
+    """Invoices of the book as read, by number, and what was paid here, by invoice id.
+
+    An invoice is kept as its row (number, id, customer_id, remaining, level,
+    last_reminded_on, reminded_here, then the columns of _FIELDS) and becomes a
+    :class:`_Known` only where a source's row may change it.
+    """
+
+    rows: dict[str, Any] = field(default_factory=dict)
+    paid: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
+
+    def known(self, row: Any) -> _Known:
+        return _Known(row[1], row[2], row[7:], row[3], row[4], row[5], bool(row[6]),
+                      *self.paid.get(row[1], _NOTHING_PAID))
+
+
 async def _known_invoices(session: AsyncSession, numbers: Sequence[str], *,
-                          whole_table: bool) -> dict[str, _Known]:
-    cols = (Invoice.number, Invoice.id, Invoice.customer_id, Invoice.remaining, Invoice.level,
-            Invoice.last_reminded_on, Invoice.reminded_here,
-            *(getattr(Invoice, name) for name in _FIELDS))
-    queries = [select(*cols)] if whole_table else [
-        select(*cols).where(Invoice.number.in_(numbers[i:i + CHUNK]))
-        for i in range(0, len(numbers), CHUNK)]
-    known: dict[str, _Known] = {}
-    for query in queries:
-        for row in await session.execute(query):
-            known[row[0]] = _Known(row[1], row[2], dict(zip(_FIELDS, row[7:], strict=True)),
-                                   row[3], row[4], row[5], bool(row[6]))
-    by_id = {k.id: k for k in known.values()}
-    paid = await session.execute(
-        select(Payment.invoice_id, func.sum(Payment.amount),
-               func.sum(case((Payment.reflected.is_(False), Payment.amount), else_=0)))
-        .group_by(Payment.invoice_id))
-    for invoice_id, total, unreflected in paid:
-        if invoice_id in by_id:
-            by_id[invoice_id].paid_here = total or Decimal(0)
-            by_id[invoice_id].unreflected = unreflected or Decimal(0)
-    return known
+                          whole_table: bool, payments: bool = True) -> _Book:
+    """The book's invoices of these numbers (or all of them), with what was paid here
+    (``payments``: there may be payments at all).
 
-
-async def _sync_customers(session: AsyncSession, settings: Settings, rows: Sequence[InvoiceRow],
-                          *, source: str, user: str,
-                          details: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
-    """Create the customers a file names for the first time; take what it says of
-    the others (an empty cell never erases a value).  Returns code → id."""
-    wanted: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        values = wanted.setdefault(row.customer_code, {})
-        values.update({k: v for k, v in details.get(row.customer_code, {}).items() if v})
-        if row.customer_name and row.customer_name != row.customer_code:
-            values["name"] = row.customer_name
-        for key, value in (("affiliate_code", row.affiliate_code), ("email", row.email),
-                           ("kind", row.customer_kind), ("siren", row.customer_siren),
-                           ("vat_number", row.customer_vat)):
-            if value:
-                values[key] = value
-    codes = sorted(wanted)
-    found: dict[str, tuple[int, dict[str, Any]]] = {}
-    compared = ("name", "affiliate_code", "email", "kind", "siren", "vat_number",
-                "address_line1", "address_line2", "postal_code", "city", "country")
-    cols = [getattr(Customer, name) for name in compared]
-    for i in range(0, len(codes), CHUNK):
-        result = await session.execute(
-            select(Customer.code, Customer.id, *cols).where(Customer.code.in_(codes[i:i + CHUNK])))
-        found.update({r[0]: (r[1], dict(zip(compared, r[2:], strict=True))) for r in result})
-    now = utcnow()
-    new = [{"code": code, "name": values.get("name", code),
-            "kind": values.get("kind", settings.customers.default_kind),
-            **{k: v for k, v in values.items() if k not in {"name", "kind"}},
-            "created_at": now, "updated_at": now}
-           for code, values in wanted.items() if code not in found]
-    changed, history = [], []
-    for code, (customer_id, before) in found.items():
-        diff = {k: v for k, v in wanted[code].items() if before[k] != v}
-        if diff:
-            changed.append({"id": customer_id, **diff, "updated_at": now})
-        if "kind" in diff:
-            history.append(_history(user, None, customer_id, "kind",
-                                    f"Nature du client modifiée : {KIND_LABELS[before['kind']]} "
-                                    f"→ {KIND_LABELS[diff['kind']]} ({source})"))
-    if new:
-        await session.execute(insert(Customer), _uniform(new))
-    if changed:
-        await session.execute(update(Customer), changed)
-    if history:
-        await session.execute(insert(HistoryEntry), history)
-    ids = {code: customer_id for code, (customer_id, _) in found.items()}
-    if new:
-        for i in range(0, len(new), CHUNK):
-            result = await session.execute(select(Customer.code, Customer.id).where(
-                Customer.code.in_([c["code"] for c in new[i:i + CHUNK]])))
-            ids.update({code: customer_id for code, customer_id in result})
-    return ids
-
-
-def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same keys in every row, so one executemany takes them all."""
-    keys = {key for row in rows for key in row}
-    return [{key: row.get(key) for key in keys} for row in rows]
-
-
-def _history(user: str, invoice_id: int | None, customer_id: int | None, event: str,
-             action: str, *, level: int | None = None) -> dict[str, Any]:
-    return {"at": utcnow(), "user": user, "invoice_id": invoice_id, "customer_id": customer_id,
-            "event": event, "action": action[:300], "level": level, "channel": None,
-            "reference": None}
+    Core statements on the tables, not ORM ones: the same rows and values, without
+    the ORM's cost per row (nor its autoflush: :func:`apply_invoices` flushes first).
+    """
+    table = Invoice.__table__.c
+    cols = (table.number, table.id, table.customer_id, table.remaining, table.level,
+            table.last_reminded_on, table.reminded_here, *(table[name] for name in _FIELDS))
+    if whole_table:
+        results = [await session.execute(select(*cols))]
+    else:
+        query = select(*cols).where(table.number.in_(bindparam("numbers", expanding=True)))
+        results = [await session.execute(query, {"numbers": numbers[i:i + CHUNK]})
+                   for i in range(0, len(numbers), CHUNK)]
+    book = _Book()
+    for result in results:
+        book.rows.update((row[0], tuple(row)) for row in result.all())
+    del results
+    by_id = {row[1] for row in book.rows.values()}
+    pay = Payment.__table__.c
+    paid = select(pay.invoice_id, func.sum(pay.amount),
+                  func.sum(case((pay.reflected.is_(False), pay.amount), else_=0)))
+    ids = list(by_id) if payments else []
+    if whole_table:
+        results = [await session.execute(paid.group_by(pay.invoice_id))]
+    else:
+        query = paid.where(pay.invoice_id.in_(bindparam("ids", expanding=True))) \
+            .group_by(pay.invoice_id)
+        results = [await session.execute(query, {"ids": ids[i:i + CHUNK]})
+                   for i in range(0, len(ids), CHUNK)]
+    for result in results:
+        for invoice_id, total, unreflected in result.all():
+            if invoice_id in by_id:
+                book.paid[invoice_id] = (total or Decimal(0), unreflected or Decimal(0))
+    return book
 
 
 def _remaining(known: _Known, row: InvoiceRow, result: InvoiceImport, *,
@@ -264,6 +231,23 @@ def _levels(known: _Known, row: InvoiceRow) -> dict[str, Any]:
     return changes
 
 
+def _unchanged(book: _Book, known: Any, row: InvoiceRow, customer_id: int) -> bool:
+    """The row changes nothing, payments and levels included: what :func:`_plan_row`
+    finds of the book's ``known`` row for most rows of a re-import, told at a
+    fraction of its cost.  False says nothing: :func:`_plan_row` decides."""
+    return (customer_id == known[2] and row.remaining == known[3]
+            and book.paid.get(known[1], _NOTHING_PAID)[1] == 0
+            and (row.total, row.due_date, row.invoice_date, row.payment_method, row.settlement,
+                 row.assignment, row.representative, row.pdf_path) == known[7:]
+            and (known[6] or (
+                row.level <= known[4]
+                and (row.last_reminded_on is None or (
+                    known[5] is not None and row.last_reminded_on <= known[5])))))
+
+
+_NOTHING_PAID = (Decimal(0), Decimal(0))
+
+
 def _plan_row(known: _Known, row: InvoiceRow, customer_id: int, result: InvoiceImport,
               plan: _Plan, *, source: str, user: str, trust_file: bool) -> None:
     changes: dict[str, Any] = {}
@@ -277,13 +261,13 @@ def _plan_row(known: _Known, row: InvoiceRow, customer_id: int, result: InvoiceI
         words.append(f"Reste {_shown(known.remaining)} → {_shown(remaining)}")
     if reflected:
         plan.reflect.append(known.id)
-    for name, label in _FIELDS.items():
+    for (name, label), before in zip(_FIELDS.items(), known.values, strict=True):
         value = getattr(row, name)
         if name in _KEEP_WHEN_EMPTY and not value:
             continue
-        if value != known.values[name]:
+        if value != before:
             changes[name] = value
-            words.append(f"{label} {_shown(known.values[name])} → {_shown(value)}")
+            words.append(f"{label} {_shown(before)} → {_shown(value)}")
     levels = _levels(known, row)
     if "level" in levels:
         words.append(f"niveau {known.level} → {levels['level']}")
@@ -297,14 +281,14 @@ def _plan_row(known: _Known, row: InvoiceRow, customer_id: int, result: InvoiceI
     result.updated += 1
     plan.updates.append({"id": known.id, **changes, "updated_at": utcnow()})
     text = f"Import {source} : " + ", ".join(words)
-    plan.history.append(_history(user, known.id, customer_id, "imported", text))
+    plan.history.append(history_row(user, known.id, customer_id, "imported", text))
     result.changes.append(f"{row.number}: " + ", ".join(words))
 
 
 def _settle(known: _Known, reason: str, plan: _Plan, result: InvoiceImport, *, number: str,
             user: str) -> None:
     plan.updates.append({"id": known.id, "remaining": Decimal(0), "updated_at": utcnow()})
-    plan.history.append(_history(user, known.id, known.customer_id, "settled", reason))
+    plan.history.append(history_row(user, known.id, known.customer_id, "settled", reason))
     result.settled += 1
     result.changes.append(f"{number}: {reason} (reste {_shown(known.remaining)})")
 
@@ -337,25 +321,56 @@ async def apply_invoices(
     item that is not one invoice, by number.
     """
     result = InvoiceImport(source)
-    numbers = [row.number for row in rows]
-    known = await _known_invoices(session, numbers,
-                                  whole_table=complete or len(rows) > WHOLE_TABLE_FROM)
+    if session.sync_session.autoflush:  # as the ORM queries this replaced did
+        await session.flush()
+    # An export's rows (numbers unique, checked as it was read) meet the book a batch
+    # at a time, so that neither the rows nor the book's invoices are all in memory;
+    # other sources' rows are in memory already, and a complete source needs the
+    # whole book to find what it no longer lists.
+    parts: Iterable[tuple[list[str], Iterable[InvoiceRow]]] = [([], rows)]
+    streamed = False
+    if isinstance(rows, InvoiceRows) and not complete:
+        streamed, parts = True, rows.parts()
+        book = _Book()
+        book_empty = (await session.execute(select(Invoice.id).limit(1))).first() is None
+        payments = (await session.execute(select(Payment.id).limit(1))).first() is not None
+    else:
+        whole_table = complete or len(rows) > WHOLE_TABLE_FROM
+        book = await _known_invoices(session, [] if whole_table else [row.number for row in rows],
+                                     whole_table=whole_table)
     plan = _Plan()
-    if complete:
-        listed = set(numbers)
-        open_here = {n: k for n, k in known.items() if k.remaining > 0}
-        absent = {n: k for n, k in open_here.items() if n not in listed}
+    listed: set[str] | None = set() if complete else None
+    wanted = wanted_customers(rows, customer_details or {}, listed)
+    if listed is not None:
+        open_here = {n: k for n, k in book.rows.items() if k[3] > 0}
+        absent = {n: book.known(k) for n, k in open_here.items() if n not in listed}
         if not force:
             _guard(settings, source=source, absent=len(absent), open_count=len(open_here))
         reason = absent_reason or \
             f"Soldée dans la gestion commerciale — absente de l'export {source}"
         for number, absentee in sorted(absent.items()):
             _settle(absentee, reason, plan, result, number=number, user=user)
-    ids = await _sync_customers(session, settings, rows, source=source, user=user,
-                                details=customer_details or {})
-    result.customers = len({row.customer_code for row in rows})
+    ids = await sync_customers(session, settings, wanted, source=source, user=user)
+    result.customers = len(wanted)
+    del wanted
     now = utcnow()
     reasons = settled_reasons or {}
+    labels = labels or {}
+    for numbers, part in parts:
+        if streamed and not book_empty:
+            book = await _known_invoices(session, numbers, whole_table=False, payments=payments)
+        await _apply_part(session, part, book, ids, plan, result, now=now, reasons=reasons,
+                          labels=labels, source=source, user=user, trust_file=trust_file,
+                          create_settled=create_settled)
+    await _write(session, plan)
+    return result
+
+
+async def _apply_part(session: AsyncSession, rows: Iterable[InvoiceRow], book: _Book,
+                      ids: Mapping[str, int], plan: _Plan, result: InvoiceImport, *,
+                      now: dt.datetime, reasons: Mapping[str, str], labels: Mapping[str, str],
+                      source: str, user: str, trust_file: bool, create_settled: bool) -> None:
+    known = book.rows
     for row in rows:
         invoice = known.get(row.number)
         if invoice is None:
@@ -363,25 +378,34 @@ async def apply_invoices(
                 result.skipped_settled += 1
                 continue
             plan.inserts.append(_new_invoice(row, ids[row.customer_code], now,
-                                             (labels or {}).get(row.number)))
+                                             labels.get(row.number)))
             result.created += 1
-        elif row.remaining <= 0 < invoice.remaining and row.number in reasons:
-            _settle(invoice, f"{reasons[row.number]} ({source})", plan, result,
+            if len(plan.inserts) == BULK:  # written as they come: memory stays flat
+                await bulk_insert(session, Invoice, plan.inserts)
+                plan.inserts.clear()
+        elif row.remaining <= 0 < invoice[3] and row.number in reasons:
+            _settle(book.known(invoice), f"{reasons[row.number]} ({source})", plan, result,
                     number=row.number, user=user)
+        elif _unchanged(book, invoice, row, customer_id := ids[row.customer_code]):
+            result.unchanged += 1
         else:
-            _plan_row(invoice, row, ids[row.customer_code], result, plan, source=source,
+            _plan_row(book.known(invoice), row, customer_id, result, plan, source=source,
                       user=user, trust_file=trust_file)
-    await _write(session, plan)
-    return result
 
 
 async def _write(session: AsyncSession, plan: _Plan) -> None:
-    for i in range(0, len(plan.inserts), CHUNK):
-        await session.execute(insert(Invoice), plan.inserts[i:i + CHUNK])
-    for i in range(0, len(plan.updates), CHUNK):
-        await session.execute(update(Invoice), plan.updates[i:i + CHUNK])
-    for i in range(0, len(plan.history), CHUNK):
-        await session.execute(insert(HistoryEntry), plan.history[i:i + CHUNK])
+    await bulk_insert(session, Invoice, plan.inserts)
+    updates = plan.updates
+    if len({u["id"] for u in updates}) == len(updates):
+        # One statement per set of columns changed, rather than one per run of rows
+        # in the plan's order (the ORM's grouping); the order does not matter when
+        # no invoice is updated twice.
+        updates = sorted(updates, key=lambda u: sorted(u))
+    for _, same in groupby(updates, key=lambda u: sorted(u)):
+        batch = list(same)
+        for i in range(0, len(batch), CHUNK):
+            await session.execute(update(Invoice), batch[i:i + CHUNK])
+    await bulk_insert(session, HistoryEntry, plan.history)
     for i in range(0, len(plan.reflect), CHUNK):
         await session.execute(
             update(Payment).where(Payment.invoice_id.in_(plan.reflect[i:i + CHUNK]),

@@ -1,0 +1,258 @@
+"""The ERP's export of open invoices, read row by row into validated invoice rows.
+
+:func:`invoice_rows` reads the seed's TSV, CSV or JSON once; ordinary rows
+take a fast path, anything unusual the careful one of
+:mod:`relances.daemon.ledger.readers`, with the same messages.  Each
+validated row goes to an :class:`~relances.daemon.ledger.rowstore.InvoiceRows`,
+so memory stays flat however long the export.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from sys import intern
+from typing import IO, Any
+
+from relances.daemon.errors import LedgerError
+from relances.daemon.ledger.parsing import (
+    date_or_none,
+    parse_amount,
+    parse_date,
+    plain_amount,
+)
+from relances.daemon.ledger.readers import (
+    INVOICE_COLUMNS,
+    Cells,
+    InvoiceRow,
+    _cell,
+    _header,
+    _invoice_customer,
+    _level,
+    _reminder_date,
+    read_cells,
+)
+from relances.daemon.ledger.rowstore import (
+    _NUMBER,
+    InvoiceRows,
+)
+
+
+def invoice_rows(path: Path) -> InvoiceRows:
+    """Every invoice of an import file, validated; raises on the first bad cell.
+
+    The file is read once, row by row, and each validated row goes to the
+    returned :class:`InvoiceRows` (a temporary file), so that memory stays
+    flat however long the export.
+    """
+    rows = InvoiceRows(str(path))
+    try:
+        _read_invoices(path, rows)
+    except BaseException:
+        rows.close()
+        raise
+    return rows
+
+
+_TABLES = {".tsv": "\t", ".txt": "\t", ".tab": "\t", ".csv": ""}
+_LEVELS = {"": 0, "0": 0, "1": 1, "2": 2, "3": 3}
+
+
+def _read_invoices(path: Path, rows: InvoiceRows) -> None:
+    delimiter = _TABLES.get(path.suffix.lower())
+    if delimiter is None:  # JSON, or a file type read_cells refuses
+        cells_iter, columns = read_cells(path, INVOICE_COLUMNS, "invoices")
+        for cells in cells_iter:
+            rows.append(_record(_invoice_row(cells, columns, rows), cells.line))
+        return
+    with _open_text(path) as text:
+        if not delimiter:
+            first = text.readline()
+            text.seek(0)
+            delimiter = max((";", ",", "\t"), key=first.count)
+        reader = csv.reader(text, delimiter=delimiter)
+        fields, columns = _header(path, reader, INVOICE_COLUMNS)
+        fast = _fast_reader(fields, columns)
+        source, width = str(path), len(fields)
+        for raw in reader:
+            line = reader.line_num
+            record = fast(raw, line) if len(raw) == width else None
+            if record is not None:
+                earlier = rows.claim(record[_NUMBER])
+                if earlier is not None:
+                    raise LedgerError(f"{source}:{line}: column "
+                                      f"{columns.get('invoice_number', 'invoice_number')!r}: "
+                                      f"invoice {record[_NUMBER]} already appears on line "
+                                      f"{earlier}")
+                rows.append(record)
+                continue
+            # Anything out of the ordinary: the general rules, and their messages.
+            if not any(cell.strip() for cell in raw):
+                continue
+            values = {f: cell for f, cell in zip(fields, raw, strict=False) if f is not None}
+            cells = Cells(source, line, values)
+            rows.append(_record(_invoice_row(cells, columns, rows), line))
+
+
+def _invoice_row(cells: Cells, columns: dict[str, str], rows: InvoiceRows) -> InvoiceRow:
+    """One row by the general rules: the first bad cell raises."""
+    number = _cell(cells, columns, "invoice_number", str)
+    earlier = rows.claim(number)
+    if earlier is not None:
+        raise LedgerError(f"{cells.where('invoice_number', columns)}: invoice {number} "
+                          f"already appears on line {earlier}")
+    total = _cell(cells, columns, "total", parse_amount)
+    remaining = _cell(cells, columns, "remaining", parse_amount)
+    if remaining < 0:
+        raise LedgerError(f"{cells.where('remaining', columns)}: negative amount {remaining}")
+    if total >= 0 and remaining > total:
+        raise LedgerError(f"{cells.where('remaining', columns)}: {remaining} remaining is "
+                          f"more than the invoice's total {total}")
+    return InvoiceRow(
+        customer_code=_cell(cells, columns, "customer_code", str),
+        customer_name=cells.get("customer_name"),
+        affiliate_code=cells.get("affiliate_code") or None,
+        email=cells.get("email") or None,
+        number=number,
+        invoice_date=_cell(cells, columns, "invoice_date", parse_date),
+        due_date=_cell(cells, columns, "due_date", parse_date),
+        total=total,
+        remaining=remaining,
+        payment_method=cells.get("payment_method") or None,
+        settlement=cells.get("settlement") or None,
+        assignment=cells.get("assignment") or None,
+        representative=cells.get("representative") or None,
+        level=_cell(cells, columns, "level", _level, required=False) or 0,
+        last_reminded_on=_reminder_date(cells, columns),
+        pdf_path=cells.get("pdf_path") or None,
+        where=cells.location,
+        **_invoice_customer(cells, columns),
+    )
+
+
+def _fast_reader(fields: list[str | None],
+                 columns: dict[str, str]) -> Callable[[list[str], int], tuple[Any, ...] | None]:
+    """What nearly every row of an export takes: its record straight from its cells.
+
+    Returns None for a row it cannot vouch for (a blank row, a cell missing,
+    anything :func:`_invoice_row` would refuse or read differently): that row
+    then goes through the general rules, which raise their own messages.
+    """
+    width = len(fields)
+
+    def at(field: str) -> int:
+        return fields.index(field) if field in fields else width  # width: an empty cell
+
+    (code, name, affiliate, email, number, invoice_date, due_date, total, remaining, method,
+     settlement, assignment, representative, level, reminded, previous, pdf) = (at(f) for f in (
+        "customer_code", "customer_name", "affiliate_code", "email", "invoice_number",
+        "invoice_date", "due_date", "total", "remaining", "payment_method", "settlement",
+        "assignment", "representative", "level", "last_reminded_on", "previous_reminder",
+        "pdf_path"))
+    described = [at(f) for f in ("siren", "vat_number", "kind") if f in fields]
+    levels, plain = _LEVELS, plain_amount
+
+    def fast(raw: list[str], line: int) -> tuple[Any, ...] | None:
+        raw.append("")
+        number_text = raw[number].strip()
+        code_text = raw[code].strip()
+        if not number_text or not code_text:
+            return None
+        level_value = levels.get(raw[level].strip())
+        if level_value is None:
+            return None
+        try:  # amounts as the Decimal's text and in cents, to compare
+            total_text, total_cents = plain(raw[total].strip()) or _amount(raw[total].strip())
+            remaining_text, remaining_cents = (plain(raw[remaining].strip())
+                                               or _amount(raw[remaining].strip()))
+            invoiced = parse_date(raw[invoice_date].strip())
+            due = parse_date(raw[due_date].strip())
+        except ValueError:
+            return None
+        if remaining_cents < 0 or (total_cents >= 0 and remaining_cents > total_cents):
+            return None
+        text = raw[reminded].strip()
+        last = date_or_none(text) if text else None
+        if last is None:
+            text = raw[previous].strip()
+            if text:
+                last = date_or_none(text)
+                if last is None and text != "(i)":
+                    return None
+        kind = siren = vat = None
+        if described and any(raw[i].strip() for i in described):
+            values = {f: cell for f, cell in zip(fields, raw, strict=False) if f is not None}
+            try:
+                customer = _invoice_customer(Cells("", line, values), columns)
+            except LedgerError:
+                return None
+            kind, siren = customer["customer_kind"], customer["customer_siren"]
+            vat = customer["customer_vat"]
+        # The texts a customer's every row repeats are shared (interned): fewer
+        # objects to keep, to write and to read back.
+        return (intern(code_text), intern(raw[name].strip()),
+                intern(raw[affiliate].strip()) or None, intern(raw[email].strip()) or None,
+                number_text, invoiced.toordinal(), due.toordinal(), total_text,
+                remaining_text, intern(raw[method].strip()) or None,
+                intern(raw[settlement].strip()) or None, intern(raw[assignment].strip()) or None,
+                intern(raw[representative].strip()) or None, level_value,
+                last.toordinal() if last else None, raw[pdf].strip() or None, kind, line, siren,
+                vat)
+
+    return fast
+
+
+def _amount(text: str) -> tuple[str, Decimal]:
+    """What :func:`plain_amount` gives, for any amount :func:`parse_amount` reads."""
+    value = parse_amount(text)
+    return str(value), value * 100
+
+
+def _record(row: InvoiceRow, line: int | str) -> tuple[Any, ...]:
+    """A row as :class:`InvoiceRows` keeps it."""
+    return (row.customer_code, row.customer_name, row.affiliate_code, row.email, row.number,
+            row.invoice_date.toordinal(), row.due_date.toordinal(), str(row.total),
+            str(row.remaining), row.payment_method, row.settlement, row.assignment,
+            row.representative, row.level,
+            row.last_reminded_on.toordinal() if row.last_reminded_on else None, row.pdf_path,
+            row.customer_kind, line, row.customer_siren, row.customer_vat)
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    """The file as text, decoded as it is read: UTF-8 (with or without a BOM) when
+    the whole file is UTF-8, else cp1252, what French spreadsheets save by default."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        encoding = "utf-8-sig" if _decodes(handle, "utf-8") else "cp1252"
+        if encoding == "cp1252" and not _decodes(handle, "cp1252"):
+            handle.read().decode("cp1252")  # raises, as decoding the whole file would
+        handle.seek(0)
+    except OSError as exc:
+        handle.close()
+        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+    except BaseException:
+        handle.close()
+        raise
+    return io.TextIOWrapper(handle, encoding=encoding, newline="\n")
+
+
+def _decodes(handle: IO[bytes], encoding: str) -> bool:
+    """The whole file decodes, read a MiB at a time (the handle is left at the start)."""
+    handle.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        while chunk := handle.read(1 << 20):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    finally:
+        handle.seek(0)
+    return True
