@@ -8,8 +8,9 @@ kind from its content, ``kinds`` who a customer is (business, public,
 consumer).  ``reconcile`` brings the book in line with a source's invoices
 (complete sources settle what they no longer list; payments recorded here
 are never undone; every change has its history line; written in bulk by
-``bulk``, customers kept in step by ``customers``), called by ``imports``, which also imports customers and payments.  ``book`` records
-what people do by hand (payments, holds, levels, kinds, notes) and keeps
+``bulk``, customers kept in step by ``customers``), called by ``imports``,
+which also imports customers and payments.  ``book`` records what people do
+by hand (payments, holds, levels, kinds, notes) and keeps
 the history.  ``listing`` is the reminders table; ``due`` says what may be
 reminded and which reminder is due; ``policies`` which policy a customer
 falls under; ``latecharges`` the interest and indemnity of L441-10;

@@ -27,7 +27,7 @@ from relances.daemon.ledger.export import invoice_rows
 from relances.daemon.ledger.kinds import KIND_LABELS
 from relances.daemon.ledger.readers import customer_rows, payment_rows
 from relances.daemon.ledger.reconcile import InvoiceImport, apply_invoices
-from relances.daemon.models import Customer, Invoice, Payment
+from relances.daemon.models import Customer, CustomerIban, Invoice, Payment
 
 CHUNK = 500
 
@@ -89,7 +89,11 @@ async def import_customers(session: AsyncSession, path: Path,
         found = await session.execute(select(Customer).where(Customer.code.in_(chunk)))
         existing.update({c.code: c for c in found.scalars()})
     created = updated = unchanged = 0
+    ibans: dict[str, tuple[str, ...]] = {}
+    same: set[str] = set()
     for row in rows:
+        if "ibans" in row.values:
+            ibans[row.code] = row.values.pop("ibans")
         customer = existing.get(row.code)
         if customer is None:
             if not row.values.get("name"):
@@ -100,6 +104,7 @@ async def import_customers(session: AsyncSession, path: Path,
             created += 1
         elif all(getattr(customer, key) == value for key, value in row.values.items()):
             unchanged += 1
+            same.add(row.code)
         else:
             if "kind" in row.values and row.values["kind"] != customer.kind:
                 await session.flush()
@@ -110,7 +115,26 @@ async def import_customers(session: AsyncSession, path: Path,
                 setattr(customer, key, value)
             updated += 1
     await session.flush()
-    return ImportResult(created, updated, unchanged, created + updated + unchanged)
+    gained = await _add_ibans(session, existing, ibans) & same  # a new account is a change
+    return ImportResult(created, updated + len(gained), unchanged - len(gained),
+                        created + updated + unchanged)
+
+
+async def _add_ibans(session: AsyncSession, customers: dict[str, Customer],
+                     ibans: dict[str, tuple[str, ...]]) -> set[str]:
+    """Remember the accounts a customers file gives; returns the codes that gained one."""
+    gained: set[str] = set()
+    for code, accounts in ibans.items():
+        customer = customers[code]
+        known = set((await session.execute(select(CustomerIban.iban).where(
+            CustomerIban.customer_id == customer.id))).scalars())
+        new = [iban for iban in accounts if iban not in known]
+        session.add_all(CustomerIban(customer_id=customer.id, iban=iban, source="import")
+                        for iban in new)
+        if new:
+            gained.add(code)
+    await session.flush()
+    return gained
 
 
 async def import_payments(session: AsyncSession, path: Path, user: str) -> ImportResult:

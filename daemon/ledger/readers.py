@@ -19,11 +19,14 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from schwifty import IBAN
 
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.kinds import parse_kind, parse_siren, parse_vat
@@ -65,6 +68,7 @@ DISPLAY_ONLY = {"info rein", "info", "i"}
 
 CUSTOMER_COLUMNS: dict[str, str] = {
     "code": "code", "code client": "code",
+    "iban": "ibans", "ibans": "ibans",
     "affilie": "affiliate_code", "affiliate code": "affiliate_code",
     "nom": "name", "name": "name", "raison sociale": "name",
     "email": "email", "e-mail": "email", "courriel": "email",
@@ -292,9 +296,32 @@ def _language(text: str) -> str:
     return lang
 
 
+def _ibans(text: str) -> tuple[str, ...]:
+    """The accounts a customer pays from: IBANs separated by commas, semicolons or
+    spaces (an IBAN written in groups of four is one IBAN)."""
+    found: list[str] = []
+    for part in re.split(r"[,;]", text):
+        if not part.strip():
+            continue
+        words = [part] if _iban(part) else part.split()
+        for word in words:
+            iban = _iban(word)
+            if iban is None:
+                raise ValueError(f"not a valid IBAN: {word.strip()!r}")
+            found.append(iban)
+    return tuple(dict.fromkeys(found))
+
+
+def _iban(text: str) -> str | None:
+    try:
+        return str(IBAN(text).compact)
+    except ValueError:
+        return None
+
+
 _CUSTOMER_PARSERS: dict[str, Callable[[str], Any]] = {
     "language": _language, "opted_out": parse_bool, "siren": parse_siren,
-    "vat_number": parse_vat,
+    "vat_number": parse_vat, "ibans": _ibans,
 }
 
 

@@ -128,3 +128,22 @@ def test_a_reminder_queued_for_an_invoice_paid_by_the_bank_never_leaves(
     assert "nothing to send" in out
     assert not (tmp_path / "data" / "letters").exists() or \
         not list((tmp_path / "data" / "letters").iterdir())
+
+
+def test_a_customers_file_gives_the_accounts_a_customer_pays_from(
+        cli: Cli, tsv: Callable[..., Path], tmp_path: Path) -> None:
+    cli(["import", "invoices", str(tsv(ROW.format(number="FA-2024-010", amount="600,00",
+                                                  due="01/09/2026")))])
+    customers = tmp_path / "clients.csv"
+    customers.write_text("code;name;IBAN\nSGE;SOCIETE GENERALE ETIENNE;"
+                         "FR14 2004 1010 0505 0001 3M02 606, DE89370400440532013000\n",
+                         encoding="utf-8")
+    assert "0 new customers, 1 updated" in cli(["import", "customers", str(customers)]).stdout
+    assert "1 unchanged" in cli(["import", "customers", str(customers)]).stdout
+    out = cli(["import", "bank", str(camt(tmp_path / "r.xml", ntry(1, "600.00", text="MERCI")))])
+    assert "1 matched" in out.stdout
+    assert listed(cli) == {}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code;name;IBAN\nSGE;SOCIETE GENERALE ETIENNE;FR00 1234\n", encoding="utf-8")
+    err = cli(["import", "customers", str(bad)], ok=False).stderr
+    assert f"{bad}:2: column 'IBAN': not a valid IBAN: 'FR00'" in err
