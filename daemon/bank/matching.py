@@ -143,11 +143,16 @@ async def statement_invoices(session: AsyncSession, customer_id: int, on: dt.dat
     return found
 
 
+def quoted_references(entry: Entry) -> list[str]:
+    """The references an entry quotes: its structured one, then every RF reference
+    in what the payer wrote."""
+    return [r for r in (entry.reference or "",) if r] + find_references(remittance(entry))
+
+
 def statement_targets(entry: Entry) -> set[tuple[int, dt.date]]:
     """The statements (customer id, day) whose reference the entry quotes."""
     found = set()
-    for reference in ([r for r in (entry.reference or "",) if r]
-                      + find_references(remittance(entry))):
+    for reference in quoted_references(entry):
         target = decode_reference(reference)
         if target is not None and target[0] == "statement":
             customer_id, day = target[1]  # type: ignore[misc]
@@ -202,9 +207,8 @@ def remittance(entry: Entry) -> str:
 
 def _by_reference(entry: Entry, book: Book,
                   statements: dict[tuple[int, dt.date], list[str]]) -> list[OpenInvoice] | None:
-    references = [r for r in (entry.reference or "",) if r] + find_references(remittance(entry))
     found: list[OpenInvoice] = []
-    for reference in references:
+    for reference in quoted_references(entry):
         target = decode_reference(reference)
         if target is None:
             invoice = book.by_key.get(number_key(reference))
