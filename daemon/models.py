@@ -387,3 +387,22 @@ class CustomerIban(Base):
     iban: Mapped[str] = mapped_column(String(34))
     source: Mapped[str] = mapped_column(String(16))  # import | match
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InvoiceStatus(Base):
+    """A life-cycle status an e-invoicing platform reported for an invoice (a CDAR
+    message), read once: ``identity`` is the message's id, the invoice and the code."""
+
+    __tablename__ = "invoice_statuses"
+    __table_args__ = (Index("ix_invoice_statuses_invoice_id", "invoice_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    identity: Mapped[str] = mapped_column(String(300), unique=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    amount: Mapped[Decimal | None] = mapped_column(Money())  # what 212 says was cashed
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(300))
+    read_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    read_by: Mapped[str] = mapped_column(String(100))

@@ -21,6 +21,9 @@ from relances.daemon import storage
 
 PG_SERVER = os.environ.get("RELANCES_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 
+# The newest revision, from the migrations folder: each new migration is upgraded through.
+HEAD = max(p.name.split("_", 1)[0] for p in
+           (Path(storage.__file__).parent / "migrations" / "versions").glob("[0-9]*_*.py"))
 NOW = dt.datetime(2024, 11, 22, 14, 0, tzinfo=dt.UTC)
 RELEASE_01 = [
     "INSERT INTO customers (id, code, name, language, is_consumer, opted_out, created_at, "
@@ -104,7 +107,7 @@ def test_an_01_database_upgrades_with_its_data(empty_database: str, tmp_path: Pa
     asyncio.run(_database_of_release_01(empty_database))
     cli = Cli(write_settings(tmp_path / "settings.yaml", {"database.url": empty_database}))
     out = cli("init").stdout
-    assert "database upgraded from revision 0001 to 0003" in out
+    assert f"database upgraded from revision 0001 to {HEAD}" in out
     # It cannot tell a business someone declared from a customer nobody described.
     assert "2 customers are now of unknown kind" in out
     assert out.rstrip().endswith("  BOU02\n  INT01")
@@ -119,7 +122,7 @@ def test_an_01_database_upgrades_with_its_data(empty_database: str, tmp_path: Pa
     assert "(nature inconnue, fr)" in cli("customer INT01").stdout
     assert "Nature du client inconnue après la mise à jour" in cli("customer INT01").stdout
     assert "(particulier, fr)" in cli("customer DAN01").stdout
-    assert "database is up to date (revision 0003)" in cli("init").stdout
+    assert f"database is up to date (revision {HEAD})" in cli("init").stdout
 
 
 async def _drift(url: str) -> list[object]:
