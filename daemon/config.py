@@ -147,11 +147,18 @@ class FacturxSource(_Model):
     payment_terms_days: int = Field(30, ge=0, le=366)
 
 
+class CdarSource(_Model):
+    # Days an invoice gets no reminder after its platform reports 211
+    # "Paiement transmis" (the buyer says the payment has left).
+    payment_sent_days: int = Field(15, ge=1, le=90)
+
+
 class ImportSettings(_Model):
     complete_guard: CompleteGuard = CompleteGuard()
     invoices: InvoiceSource = InvoiceSource()
     fec: FecSource = FecSource()
     facturx: FacturxSource = FacturxSource()
+    cdar: CdarSource = CdarSource()
     # A folder the daemon watches: files dropped there are imported.
     inbox: Path | None = None
     poll_seconds: float = Field(10, ge=1)

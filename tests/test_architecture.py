@@ -14,7 +14,7 @@ from helpers import ROOT
 
 DOC = ROOT / "docs" / "architecture.md"
 FOUNDATION = {"config.py", "storage.py", "models.py", "errors.py", "logs.py", "formatting.py",
-              "__init__.py"}
+              "safexml.py", "__init__.py"}
 STAGES = {"ledger", "escalation", "bank", "letters", "dispatch", "service", "cli"}
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 

@@ -28,12 +28,14 @@ from relances.daemon.bank.matching import (
     match,
     named_keys,
     number_key,
+    quoted_references,
     statement_invoices,
     statement_targets,
 )
 from relances.daemon.bank.statements import Entry, Statement
 from relances.daemon.config import Settings
 from relances.daemon.ledger.book import record_payment
+from relances.daemon.ledger.references import decode_reference
 from relances.daemon.models import BankEntry, BankStatement, Customer, Invoice, Payment
 
 CHUNK = 500
@@ -104,8 +106,9 @@ async def known_payment(session: AsyncSession, settings: Settings, *, amount: ob
 async def _shown_payment(session: AsyncSession, settings: Settings, entry: Entry,
                          customers: set[int]) -> Payment | None:
     """A payment recorded here that this entry shows, though it matched no open
-    invoice: same amount, a few days apart, naming its invoice or from one of
-    the customers it may belong to (the invoice it paid is no longer open)."""
+    invoice: same amount, a few days apart, naming its invoice (by number or
+    creditor reference) or from one of the customers it may belong to (the
+    invoice it paid is no longer open: paid by hand, or settled by the books)."""
     days = dt.timedelta(days=settings.bank.known_payment_days)
     rows = await session.execute(
         select(Payment, Invoice.number, Invoice.customer_id)
@@ -114,8 +117,15 @@ async def _shown_payment(session: AsyncSession, settings: Settings, entry: Entry
                Payment.paid_on.between(entry.booked_on - days, entry.booked_on + days))
         .order_by(Payment.paid_on, Payment.id))
     named = set(named_keys(f"{entry.reference or ''} {entry.text}"))
+    ids: set[int] = set()
+    for reference in quoted_references(entry):
+        target = decode_reference(reference)
+        if target is not None and target[0] == "number":
+            named.add(number_key(str(target[1])))
+        elif target is not None and target[0] == "id":
+            ids.add(int(str(target[1])))
     for payment, number, customer_id in rows:
-        if number_key(number) in named or customer_id in customers:
+        if number_key(number) in named or payment.invoice_id in ids or customer_id in customers:
             return payment
     return None
 

@@ -49,6 +49,7 @@ from lxml import etree
 from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError
 
+from relances.daemon import safexml
 from relances.daemon.bank.statements import (
     MAX_STATEMENT_BYTES,
     Entry,
@@ -60,54 +61,23 @@ from relances.daemon.errors import BankError
 
 log = logging.getLogger(__name__)
 
-SNIFF_BYTES = 8192
 NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})")
 LAST_KNOWN_VERSION = 13
 _ISO_MESSAGE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:([a-z]{4}\.\d{3}\.\d{3}\.\d{2})")
 _KINDS = {"camt.052": "an account report", "camt.054": "a debit/credit notification",
           "pain.001": "a credit transfer order", "pain.008": "a direct debit order"}
-_PROLOG_ITEM = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[[^\]]*\])?\s*>", re.S)
-_START_TAG = re.compile(r"<(?:([A-Za-z_][\w.\-]*):)?([A-Za-z_][\w.\-]*)((?:\s+[^\s=>/]+\s*=\s*"
-                        r"(?:\"[^\"]*\"|'[^']*'))*)\s*/?>")
-_XMLNS = re.compile(r"xmlns(?::([\w.\-]+))?\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _AMOUNT = re.compile(r"\d{1,18}(?:\.\d{1,5})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
 MAX_TEXT = 1000
-DTD_REFUSED = ("the XML declares a DTD (<!DOCTYPE>), which no camt.053 needs: "
-               "refused, its entities are not read")
 MAX_FIELD = 140
 MAX_IDENTITY = 200  # bank_entries.identity
 
 
 def looks_like(data: bytes) -> bool:
     """True when the file's root element is a camt.053 ``Document`` (from its first few KB)."""
-    prolog = _prolog(data[:SNIFF_BYTES])
+    prolog = safexml.root_tag(data[:safexml.SNIFF_BYTES])
     return prolog is not None and prolog[1] == "Document" and NAMESPACE.fullmatch(prolog[2]) is not None
-
-
-def _prolog(head: bytes) -> tuple[bool, str, str] | None:
-    """(a DOCTYPE was seen, the root's local name, its namespace), or None when no root tag shows."""
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
-    else:
-        text = head.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
-    pos, doctype = 0, False
-    text = text.lstrip("\ufeff")
-    while True:
-        doctype = doctype or text.startswith("<!DOCTYPE", pos)
-        if not (item := _PROLOG_ITEM.match(text, pos)) or item.end() == pos:
-            break
-        pos = item.end()
-    tag = _START_TAG.match(text, pos)
-    if tag is None:
-        return (doctype, "", "") if doctype else None
-    prefix, local, attributes = tag.group(1) or None, tag.group(2), tag.group(3)
-    namespace = ""
-    for declared in _XMLNS.finditer(attributes):
-        if declared.group(1) == prefix:
-            namespace = declared.group(2) if declared.group(2) is not None else declared.group(3)
-    return doctype, local, namespace
 
 
 def read(path: Path, data: bytes) -> Statement:
@@ -145,25 +115,7 @@ def read(path: Path, data: bytes) -> Statement:
 
 def _parse(path: Path, data: bytes) -> tuple[Any, int]:
     """The root element, from XML that declares no DTD, and the camt.053.001 version."""
-    prolog = _prolog(data[:SNIFF_BYTES])
-    if prolog is not None and prolog[0]:
-        raise BankError(f"{path}: {DTD_REFUSED}")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_comments=True, remove_pis=True)
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        line, column = exc.position
-        start = data.lstrip()[:12]
-        what = "not XML" if not start.startswith((b"<", b"\xef\xbb\xbf<", b"\xff\xfe", b"\xfe\xff")) \
-            else "not well-formed XML"
-        shown = "".join(c if " " <= c <= "~" else "." for c in start.decode("latin-1"))
-        problem = " ".join(re.sub(r", line \d+, column \d+$", "", str(exc.msg)).split())[:120]
-        raise BankError(f"{path}: line {line}, column {column}: {what} ({problem}; "
-                        f"the file starts with {shown!r}): not a camt.053 statement") from None
-    info = root.getroottree().docinfo
-    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
-        raise BankError(f"{path}: {DTD_REFUSED}")
+    root = safexml.parse(path, data, error=BankError, kind="camt.053", expected="a camt.053 statement")
     name = etree.QName(root)
     version = NAMESPACE.fullmatch(name.namespace or "")
     if name.localname != "Document" or version is None:

@@ -1,7 +1,8 @@
 """``relances import``: the seller's books into the ledger.
 
 The ERP's export of open invoices (TSV as on its screen, CSV, JSON), the
-customers and payments files, the FEC, Factur-X invoices.  Every import
+customers and payments files, the FEC, Factur-X invoices, e-invoicing
+statuses (CDAR), bank statements.  Every import
 is all-or-nothing: one bad row aborts it with the file, the line and the
 column, and the database is left as it was; ``--dry-run`` says what would
 change and writes nothing.
@@ -66,7 +67,8 @@ def report(source: Path | str, result: InvoiceImport, dry_run: bool) -> None:
 
 @click.group("import")
 def import_group() -> None:
-    """Import the seller's books and the bank: exports, customers, payments, FEC, Factur-X, statements.
+    """Import the seller's books and the bank: exports, customers, payments, FEC, Factur-X,
+    e-invoicing statuses, statements.
 
     An import is all-or-nothing: one bad row aborts it with the line and the
     column, and the database is left as it was.
@@ -165,6 +167,31 @@ async def import_bank(app: App, files: tuple[Path, ...], dry_run: bool) -> None:
         click.echo(f"{file}: {prefix}{statement.format}, {result}")
     if any(result.review for result in results):
         click.echo("waiting for a person: `relances bank review`")
+
+
+@import_group.command("cdar")
+@click.argument("files", nargs=-1, required=True, type=FILE)
+@dry_run_option
+@async_command
+async def import_cdar(app: App, files: tuple[Path, ...], dry_run: bool) -> None:
+    """Import e-invoicing statuses (CDAR messages from the platform).
+
+    212 Encaissée settles the invoice; 207, 208, 210 and 213 put it on hold;
+    211 Paiement transmis pauses its reminders (imports.cdar.payment_sent_days).
+    Each status acts once, however often its file is imported.
+    """
+    result = await in_transaction(app, dry_run, lambda session: imports.import_cdar(
+        session, list(files), settings=app.settings, user=app.user))
+    for line in result.changes[:SHOWN] if dry_run else ():
+        click.echo(f"  {line}")
+    for line in result.left_out:
+        click.echo(f"left out: {line}", err=True)
+    if result.unknown:
+        shown = ", ".join(sorted(set(result.unknown))[:SHOWN])
+        click.echo(f"not in the ledger (import the invoices, then this file again): {shown}",
+                   err=True)
+    prefix = "dry run, nothing written: " if dry_run else ""
+    click.echo(f"{', '.join(str(f) for f in files)}: {prefix}{result}")
 
 
 @import_group.command("customers")

@@ -3,7 +3,8 @@
 Reads the books into validated rows: the ERP's export as TSV, CSV or JSON
 (``export``, kept in ``rowstore``; cells by ``readers``, values by
 ``parsing``), the FEC (``fec``, checked by
-``fec_checks``), Factur-X invoices (``facturx``); ``sources`` tells a file's
+``fec_checks``), Factur-X invoices (``facturx``), an e-invoicing
+platform's CDAR statuses (``cdar``, applied by ``statuses``); ``sources`` tells a file's
 kind from its content, ``kinds`` who a customer is (business, public,
 consumer).  ``reconcile`` brings the book in line with a source's invoices
 (complete sources settle what they no longer list; payments recorded here
@@ -17,6 +18,6 @@ falls under; ``latecharges`` the interest and indemnity of L441-10;
 ``references`` the RF creditor references letters print and the bank
 matches, and the EPC QR payload.
 
-Reads and writes the customers, invoices, payments, notes and history
-tables; never the outbox.  May import the foundation only.
+Reads and writes the customers, invoices, payments, invoice statuses, notes
+and history tables; never the outbox.  May import the foundation only.
 """

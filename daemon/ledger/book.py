@@ -114,7 +114,7 @@ async def notes_of(session: AsyncSession, customer: Customer) -> Sequence[Note]:
 async def record_payment(
     session: AsyncSession, invoice: Invoice, *, amount: Decimal, paid_on: dt.date,
     user: str, method: str | None = None, reference: str = "",
-    described: str | None = None, bank_entry_id: int | None = None,
+    described: str | None = None, bank_entry_id: int | None = None, reflected: bool = False,
 ) -> bool:
     """Record a payment and lower what remains due.
 
@@ -123,7 +123,8 @@ async def record_payment(
     records a payment; imports count identical rows instead (see
     :func:`import_payments`).  ``described``: how the history tells where it
     came from ("virement du 30/11/2026, réf. RF…"); ``bank_entry_id``: the
-    bank entry that shows it.
+    bank entry that shows it; ``reflected``: the seller's books already hold
+    it (no export can show it as news).
     """
     if amount <= 0:
         raise LedgerError(f"invoice {invoice.number}: a payment must be positive, not {amount}")
@@ -136,7 +137,8 @@ async def record_payment(
         raise LedgerError(f"invoice {invoice.number}: payment of {amount} exceeds "
                           f"the {invoice.remaining} still due")
     session.add(Payment(invoice_id=invoice.id, paid_on=paid_on, amount=amount, method=method,
-                        reference=reference, recorded_by=user, bank_entry_id=bank_entry_id))
+                        reference=reference, recorded_by=user, bank_entry_id=bank_entry_id,
+                        reflected=reflected))
     invoice.remaining = invoice.remaining - amount
     state = "soldée" if invoice.remaining == 0 else f"reste {euros(invoice.remaining)}"
     action = (f"Règlement {euros(amount)} — {described} ({state})" if described

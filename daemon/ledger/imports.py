@@ -1,4 +1,4 @@
-"""Imports into the book: invoices, customers and payments from files.
+"""Imports into the book: invoices, customers, payments and e-invoicing statuses from files.
 
 Imports are all-or-nothing: the file is parsed and validated whole by
 :mod:`relances.daemon.ledger.readers` before one row is written, and the
@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.book import add_history, invoice_file_name, record_payment
+from relances.daemon.ledger.cdar import read_cdar
 from relances.daemon.ledger.export import invoice_rows
 from relances.daemon.ledger.kinds import KIND_LABELS
 from relances.daemon.ledger.readers import customer_rows, payment_rows
 from relances.daemon.ledger.reconcile import InvoiceImport, apply_invoices
+from relances.daemon.ledger.statuses import CdarImport, apply_statuses
 from relances.daemon.models import Customer, CustomerIban, Invoice, Payment
 
 CHUNK = 500
@@ -254,6 +256,13 @@ def copy_invoice_pdfs(copies: Sequence[tuple[Path, Path]]) -> None:
             raise LedgerError(f"{pdf}: cannot copy it to {target}: {exc.strerror}") from None
 
 
+async def import_cdar(session: AsyncSession, paths: Sequence[Path], *, settings: Settings,
+                      user: str) -> CdarImport:
+    """Apply e-invoicing statuses (CDAR files): every file is read whole before one is applied."""
+    files = [(path.name, read_cdar(path)) for path in paths]
+    return await apply_statuses(session, settings, files, user=user)
+
+
 async def import_any(session: AsyncSession, path: Path, source: str, *, settings: Settings,
                      user: str) -> str:
     """Import one file of ``source`` (see :mod:`relances.daemon.ledger.sources`) with the
@@ -271,6 +280,8 @@ async def import_any(session: AsyncSession, path: Path, source: str, *, settings
                                            user=user)
         return (f"{customers.created} new customers, {customers.updated} updated, "
                 f"{customers.unchanged} unchanged")
+    if source == "cdar":
+        return str(await import_cdar(session, [path], settings=settings, user=user))
     if source == "payments":
         payments = await import_payments(session, path, user)
         return f"{payments.created} payments recorded, {payments.unchanged} already known"

@@ -1,6 +1,7 @@
 """What a file of the books is, from its content: so a dropped file finds its import.
 
-A Factur-X invoice is a PDF; a FEC starts with its 18 headers; the other
+A Factur-X invoice is a PDF; a CDAR status message is XML whose root is
+``rsm:CrossDomainAcknowledgementAndResponse``; a FEC starts with its 18 headers; the other
 tables (TSV, CSV, JSON) are told apart by the columns they name: an
 invoice export has a Reste or a total, a payments file an amount, a
 customers file neither and no invoice number.
@@ -14,12 +15,13 @@ import json
 from pathlib import Path
 
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger.cdar import looks_like_cdar
 from relances.daemon.ledger.facturx import looks_like_pdf
 from relances.daemon.ledger.fec_checks import looks_like_fec
 from relances.daemon.ledger.parsing import fold
 from relances.daemon.ledger.readers import CUSTOMER_COLUMNS, INVOICE_COLUMNS, PAYMENT_COLUMNS
 
-SOURCES = ("invoices", "customers", "payments", "fec", "facturx")
+SOURCES = ("invoices", "customers", "payments", "fec", "facturx", "cdar")
 HEAD = 64 * 1024
 
 
@@ -59,7 +61,8 @@ def _header(text: str, suffix: str) -> list[str]:
 
 
 def source_of(path: Path) -> str:
-    """``invoices``, ``customers``, ``payments``, ``fec`` or ``facturx``; LedgerError if none."""
+    """``invoices``, ``customers``, ``payments``, ``fec``, ``facturx`` or ``cdar``;
+    LedgerError if none."""
     try:
         with path.open("rb") as stream:
             head = stream.read(HEAD)
@@ -67,6 +70,8 @@ def source_of(path: Path) -> str:
         raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
     if looks_like_pdf(head):
         return "facturx"
+    if looks_like_cdar(head):
+        return "cdar"
     first = head.split(b"\n", 1)[0]
     try:
         text = first.decode("utf-8-sig")
@@ -81,4 +86,4 @@ def source_of(path: Path) -> str:
         if source is not None:
             return source
     raise LedgerError(f"{path}: not a file Relances imports (an export of invoices, customers "
-                      "or payments as TSV, CSV or JSON, a FEC, or a Factur-X PDF)")
+                      "or payments as TSV, CSV or JSON, a FEC, a Factur-X PDF or a CDAR status)")

@@ -5,7 +5,7 @@ read only once it is whole: its size and modification time have not
 changed since the previous look (a ``*.part`` file, or a hidden one, is
 never read: rename it when it is written).  Its kind comes from its content
 (a bank statement, :mod:`relances.daemon.bank.read`; else a file of the
-books, :mod:`relances.daemon.ledger.sources`) and it is imported with that
+books or a platform's CDAR status, :mod:`relances.daemon.ledger.sources`) and it is imported with that
 source's settings, in one transaction; a statement is never "complete".  Then it moves to ``done/``, its
 name prefixed with the time; a refused file moves to ``failed/`` with a
 ``.error.txt`` beside it holding the one-line reason.  Every import is a

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cdar_samples import message, reference
 from facturx_samples import MINIMUM_XML, en16931_xml, facturx_pdf, plain_pdf
 from helpers import ROOT, Cli
 from pypdf import PdfReader
@@ -123,3 +124,28 @@ def test_a_bad_file_in_a_folder_refuses_the_folder_unless_partial(
     assert f"refused: {folder / 'c.pdf'}: no Factur-X data in this PDF" in result.stderr
     assert "2 files imported, 1 refused" in result.stderr
     assert set(listed(cli)) == {"F2024-001", "F2024-002"}
+
+
+def test_platform_statuses_hold_settle_and_are_read_once(seeded: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "cdv.xml"
+    path.write_text(message(reference("COD_F1026", "207", reason="MONTANTTOTAL_ERR", siren=""),
+                            reference("COD_F1023", "212", cashed="253.06", siren=""),
+                            reference("F-INCONNUE", "211", siren="")), encoding="utf-8")
+    out = seeded(["import", "cdar", str(path)])
+    assert out.stdout.strip() == (f"{path}: 3 statuses: 2 applied, 0 kept for the record, 0 already "
+                                  "read, 1 for invoices not in the ledger, 0 left out")
+    assert "not in the ledger (import the invoices, then this file again): F-INCONNUE" in out.stderr
+    assert "Plateforme 207 En litige : MONTANTTOTAL_ERR" in seeded("invoice COD_F1026").stdout
+    assert "COD_F1023" not in seeded("list").stdout  # settled
+    again = seeded(["import", "cdar", str(path)]).stdout
+    assert "0 applied, 0 kept for the record, 2 already read" in again
+
+
+def test_a_status_file_that_does_not_fit_exits_with_one_line(seeded: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "cdv.xml"
+    path.write_text(message(reference("COD_F1026", "2O7", siren="")), encoding="utf-8")
+    result = seeded(["import", "cdar", str(path)], ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"relances: error: {path}: line ")
+    assert "ram:ProcessConditionCode: '2O7' is not a status of the specification" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from cdar_samples import message, reference
 from daemon_helpers import Daemon
 from facturx_samples import en16931_xml, facturx_pdf, plain_pdf
 from helpers import ROOT, SAMPLE, Cli, write_settings
@@ -106,3 +107,16 @@ def test_the_daemon_imports_its_inbox_and_status_says_so(tmp_path: Path,
     assert "Last import of each source:" in status
     assert "invoices  export.tsv: 2 rows: 2 new, 0 updated, 0 unchanged" in status
     assert "Refused imports:" in status and "bad.csv: refused: " in status
+
+
+async def test_a_platform_status_dropped_in_the_inbox_is_applied(inbox: Inbox, app: App) -> None:
+    shutil.copy(SAMPLE / "seed.tsv", inbox.folder / "export.tsv")
+    (inbox.folder / "statut-cdv.xml").write_text(
+        message(reference("COD_F1026", "207", reason="AUTRE", siren="")), encoding="utf-8")
+    await inbox.look()
+    outcomes = {o.path.name.split("_", 1)[1]: o for o in await inbox.look()}
+    assert outcomes["statut-cdv.xml"].source == "cdar" and outcomes["statut-cdv.xml"].ok
+    assert outcomes["statut-cdv.xml"].summary.startswith("1 statuses: 1 applied")
+    async with app.sessions() as session:
+        assert (await invoice_by_number(session, "COD_F1026")).hold_reason == \
+            "Plateforme 207 En litige : AUTRE"
