@@ -14,31 +14,31 @@ to get no new reminder meanwhile (``bank.review_hold_days``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relances.daemon.bank.known import KnownPayments
 from relances.daemon.bank.matching import (
     Allocation,
     Book,
     Outcome,
     load_book,
     match,
-    named_keys,
-    number_key,
-    quoted_references,
     statement_invoices,
     statement_targets,
 )
 from relances.daemon.bank.statements import Entry, Statement
 from relances.daemon.config import Settings
-from relances.daemon.ledger.book import record_payment
-from relances.daemon.ledger.references import decode_reference
-from relances.daemon.models import BankEntry, BankStatement, Customer, Invoice, Payment
+from relances.daemon.errors import BankError
+from relances.daemon.ledger.book import payment_action, record_payment
+from relances.daemon.ledger.bulk import bulk_insert, bulk_update, history_row
+from relances.daemon.models import BankEntry, BankStatement, Customer, HistoryEntry, Invoice, Payment, utcnow
 
 CHUNK = 500
+MATCH_ATTEMPTS = 3
 _COUNTERS = {"matched": "matched", "known": "known", "review": "review", "debit": "debits"}
 
 
@@ -81,64 +81,18 @@ async def _already_read(session: AsyncSession, identities: list[str]) -> set[str
     return found
 
 
-async def known_payment(session: AsyncSession, settings: Settings, *, amount: object,
-                        on: dt.date, invoice_ids: Iterable[int] = (),
-                        customer_ids: Iterable[int] = ()) -> Payment | None:
-    """A payment recorded here of that amount, not yet shown by any bank entry,
-    for one of these invoices or customers, a few days from ``on``."""
-    days = dt.timedelta(days=settings.bank.known_payment_days)
-    targets = [Payment.invoice_id.in_(list(invoice_ids))]
-    customers = list(customer_ids)
-    if customers:
-        targets.append(Payment.invoice_id.in_(
-            select(Invoice.id).where(Invoice.customer_id.in_(customers))))
-    for target in targets:
-        payment = await session.scalar(
-            select(Payment).where(target, Payment.bank_entry_id.is_(None),
-                                  Payment.amount == amount,
-                                  Payment.paid_on.between(on - days, on + days))
-            .order_by(Payment.paid_on, Payment.id).limit(1))
-        if payment is not None:
-            return payment
-    return None
-
-
-async def _shown_payment(session: AsyncSession, settings: Settings, entry: Entry,
-                         customers: set[int]) -> Payment | None:
-    """A payment recorded here that this entry shows, though it matched no open
-    invoice: same amount, a few days apart, naming its invoice (by number or
-    creditor reference) or from one of the customers it may belong to (the
-    invoice it paid is no longer open: paid by hand, or settled by the books)."""
-    days = dt.timedelta(days=settings.bank.known_payment_days)
-    rows = await session.execute(
-        select(Payment, Invoice.number, Invoice.customer_id)
-        .join(Invoice, Invoice.id == Payment.invoice_id)
-        .where(Payment.bank_entry_id.is_(None), Payment.amount == entry.amount,
-               Payment.paid_on.between(entry.booked_on - days, entry.booked_on + days))
-        .order_by(Payment.paid_on, Payment.id))
-    named = set(named_keys(f"{entry.reference or ''} {entry.text}"))
-    ids: set[int] = set()
-    for reference in quoted_references(entry):
-        target = decode_reference(reference)
-        if target is not None and target[0] == "number":
-            named.add(number_key(str(target[1])))
-        elif target is not None and target[0] == "id":
-            ids.add(int(str(target[1])))
-    for payment, number, customer_id in rows:
-        if number_key(number) in named or payment.invoice_id in ids or customer_id in customers:
-            return payment
-    return None
-
-
 async def record_allocations(session: AsyncSession, settings: Settings, row: BankEntry,
                              entry: Entry, allocations: list[Allocation], *,
                              user: str) -> bool:
-    """Payments for what the entry pays; True when all of it was already recorded."""
+    """Payments for what one entry pays (a match confirmed by hand); True when all of it
+    was already recorded."""
+    known = await KnownPayments.load(session, settings, [entry.booked_on])
     linked = 0
     for allocation in allocations:
-        payment = await known_payment(session, settings, amount=allocation.amount,
-                                      on=entry.booked_on, invoice_ids=[allocation.invoice.id])
-        if payment is not None:
+        payment_id = known.for_invoice(allocation.invoice.id, allocation.amount, entry.booked_on)
+        if payment_id is not None:
+            payment = await session.get(Payment, payment_id)
+            assert payment is not None
             payment.bank_entry_id = row.id
             linked += 1
             continue
@@ -150,39 +104,6 @@ async def record_allocations(session: AsyncSession, settings: Settings, row: Ban
     return linked == len(allocations)
 
 
-def _row(entry: Entry, statement_id: int) -> BankEntry:
-    return BankEntry(
-        identity=entry.identity, statement_id=statement_id, booked_on=entry.booked_on,
-        value_date=entry.value_date, amount=entry.amount, currency=entry.currency,
-        counterparty=entry.counterparty[:200], counterparty_iban=entry.counterparty_iban,
-        reference=(entry.reference or None) and entry.reference[:140], text=entry.text,
-        bank_reference=(entry.bank_reference or None) and entry.bank_reference[:140],
-        state="debit")
-
-
-async def _one(session: AsyncSession, settings: Settings, entry: Entry, row: BankEntry,
-               book: Book, statements: dict[tuple[int, dt.date], list[str]], *,
-               user: str) -> str:
-    """Match one credit; returns its state."""
-    outcome: Outcome = match(entry, book, statements)
-    if outcome.matched:
-        row.rule = outcome.rule
-        row.customer_id = outcome.allocations[0].invoice.customer_id
-        all_known = await record_allocations(session, settings, row, entry, outcome.allocations,
-                                             user=user)
-        for allocation in outcome.allocations:
-            book.settle(allocation)
-        return "known" if all_known else "matched"
-    payment = await _shown_payment(session, settings, entry, outcome.candidates)
-    if payment is not None:
-        payment.bank_entry_id = row.id
-        row.rule = "known"
-        return "known"
-    row.note = outcome.reason
-    row.candidates = ",".join(str(c) for c in sorted(outcome.candidates))
-    return "review"
-
-
 async def hold_candidates(session: AsyncSession, settings: Settings, customer_ids: set[int],
                           as_of: dt.date) -> None:
     """No new reminder, for a while, to customers a waiting entry may belong to."""
@@ -190,15 +111,121 @@ async def hold_candidates(session: AsyncSession, settings: Settings, customer_id
     if not days or not customer_ids:
         return
     until = as_of + dt.timedelta(days=days)
-    await session.execute(
-        update(Customer).where(Customer.id.in_(sorted(customer_ids)),
-                               (Customer.review_until.is_(None)) | (Customer.review_until < until))
-        .values(review_until=until).execution_options(synchronize_session=False))
+    ids = sorted(customer_ids)
+    for i in range(0, len(ids), CHUNK):
+        await session.execute(
+            update(Customer).where(Customer.id.in_(ids[i:i + CHUNK]),
+                                   (Customer.review_until.is_(None)) | (Customer.review_until < until))
+            .values(review_until=until).execution_options(synchronize_session=False))
+
+
+@dataclass
+class _Plan:
+    """What one fresh entry does, decided in memory before anything is written."""
+
+    entry: Entry
+    state: str = "debit"
+    rule: str | None = None
+    customer_id: int | None = None
+    note: str | None = None
+    candidates: str = ""
+    pays: list[Allocation] = field(default_factory=list)  # new payments
+    shows: list[int] = field(default_factory=list)  # recorded payments it links to
+
+    def row(self, statement_id: int) -> dict[str, object]:
+        e = self.entry
+        return {"identity": e.identity, "statement_id": statement_id, "booked_on": e.booked_on,
+                "value_date": e.value_date, "amount": e.amount, "currency": e.currency,
+                "counterparty": e.counterparty[:200], "counterparty_iban": e.counterparty_iban,
+                "reference": (e.reference or None) and e.reference[:140], "text": e.text,
+                "bank_reference": (e.bank_reference or None) and e.bank_reference[:140],
+                "state": self.state, "rule": self.rule, "note": self.note,
+                "customer_id": self.customer_id, "candidates": self.candidates,
+                "resolved_at": None, "resolved_by": None}
+
+
+def _plan(entry: Entry, book: Book, statements: dict[tuple[int, dt.date], list[str]],
+          known: KnownPayments) -> _Plan:
+    plan = _Plan(entry)
+    if not entry.is_credit:
+        return plan
+    outcome: Outcome = match(entry, book, statements)
+    if outcome.matched:
+        plan.rule = outcome.rule
+        plan.customer_id = outcome.allocations[0].invoice.customer_id
+        for allocation in outcome.allocations:
+            payment_id = known.for_invoice(allocation.invoice.id, allocation.amount, entry.booked_on)
+            if payment_id is None:
+                plan.pays.append(allocation)
+            else:
+                plan.shows.append(payment_id)
+            book.settle(allocation)
+        plan.state = "matched" if plan.pays else "known"
+        return plan
+    payment_id = known.shown(entry, outcome.candidates)
+    if payment_id is not None:
+        plan.state, plan.rule, plan.shows = "known", "known", [payment_id]
+        return plan
+    plan.state, plan.note = "review", outcome.reason
+    plan.candidates = ",".join(str(c) for c in sorted(outcome.candidates))
+    return plan
+
+
+async def _still_as_read(session: AsyncSession, plans: list[_Plan]) -> bool:
+    """Lock the invoices the plans pay and say whether they still owe what the book read."""
+    read: dict[int, Decimal] = {}
+    for plan in plans:
+        for allocation in plan.pays:
+            read.setdefault(allocation.invoice.id, allocation.invoice.remaining)
+    ids = sorted(read)
+    for i in range(0, len(ids), CHUNK):
+        rows = await session.execute(select(Invoice.id, Invoice.remaining)
+                                     .where(Invoice.id.in_(ids[i:i + CHUNK])).with_for_update())
+        if any(read[invoice_id] != remaining for invoice_id, remaining in rows):
+            return False
+    return True
+
+
+async def _write(session: AsyncSession, statement_id: int, plans: list[_Plan], *, user: str) -> None:
+    """The entries, their payments and links, the invoices' new remaining and the history."""
+    await bulk_insert(session, BankEntry, [plan.row(statement_id) for plan in plans])
+    ids_of: dict[str, int] = {}
+    identities = [plan.entry.identity for plan in plans]
+    for i in range(0, len(identities), CHUNK):
+        ids_of.update((await session.execute(select(BankEntry.identity, BankEntry.id).where(
+            BankEntry.identity.in_(identities[i:i + CHUNK])))).all())
+    ids = [ids_of[identity] for identity in identities]
+    payments, links, history = [], [], []
+    left: dict[int, Decimal] = {}
+    now = utcnow()
+    for plan, entry_id in zip(plans, ids, strict=True):
+        links += [{"id": p, "bank_entry_id": entry_id} for p in plan.shows]
+        for allocation in plan.pays:
+            invoice = allocation.invoice
+            remaining = left.get(invoice.id, invoice.remaining) - allocation.amount
+            left[invoice.id] = remaining
+            day = plan.entry.booked_on
+            payments.append({"invoice_id": invoice.id, "paid_on": day, "amount": allocation.amount,
+                             "method": "virement", "reference": "", "reflected": False,
+                             "bank_entry_id": entry_id, "recorded_at": now, "recorded_by": user})
+            history.append(history_row(user, invoice.id, invoice.customer_id, "paid", payment_action(
+                allocation.amount, remaining, day, described(plan.entry))))
+    await bulk_insert(session, Payment, payments)
+    await bulk_update(session, Payment, links)
+    await bulk_update(session, Invoice, [{"id": k, "remaining": v, "updated_at": now}
+                                         for k, v in left.items()])
+    await bulk_insert(session, HistoryEntry, history)
 
 
 async def import_statement(session: AsyncSession, settings: Settings, statement: Statement, *,
                            user: str, as_of: dt.date | None = None) -> BankImport:
-    """Apply a statement to the ledger, in the caller's transaction."""
+    """Apply a statement to the ledger, in the caller's transaction.
+
+    Every entry is decided in memory against the book of open invoices, then
+    everything is written in bulk; the invoices it pays are locked first, and
+    should one have changed since the book was read (a payment recorded
+    meanwhile), the statement is matched again against the new book.
+    """
     result = BankImport(statement.source, entries=len(statement.entries))
     read = await _already_read(session, [e.identity for e in statement.entries])
     fresh = [e for e in statement.entries if e.identity not in read]
@@ -209,21 +236,24 @@ async def import_statement(session: AsyncSession, settings: Settings, statement:
                            date=statement.date, entries=len(fresh), read_by=user)
     session.add(record)
     await session.flush()
-    book = await load_book(session)
     targets = set().union(*(statement_targets(e) for e in fresh)) if fresh else set()
     statements = {key: await statement_invoices(session, key[0], key[1], settings.zone)
                   for key in targets}
+    for _attempt in range(MATCH_ATTEMPTS):
+        book = await load_book(session)
+        known = await KnownPayments.load(session, settings, [e.booked_on for e in fresh if e.is_credit])
+        plans = [_plan(entry, book, statements, known) for entry in fresh]
+        if await _still_as_read(session, plans):
+            break
+    else:
+        raise BankError(f"{statement.source}: the invoices it pays kept changing while it was "
+                        "applied; nothing was written: import it again")
+    await _write(session, record.id, plans, user=user)
     held: set[int] = set()
-    for entry in fresh:
-        row = _row(entry, record.id)
-        session.add(row)
-        await session.flush()
-        if entry.is_credit:
-            row.state = await _one(session, settings, entry, row, book, statements, user=user)
-        counter = _COUNTERS[row.state]
+    for plan in plans:
+        counter = _COUNTERS[plan.state]
         setattr(result, counter, getattr(result, counter) + 1)
-        if row.state == "review":
-            held.update(int(c) for c in row.candidates.split(",") if c)
+        held.update(int(c) for c in plan.candidates.split(",") if c)
     await hold_candidates(session, settings, held, as_of or settings.today())
     await session.flush()
     return result

@@ -36,6 +36,7 @@ loading and the network off and lxml's size limits on.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
@@ -46,10 +47,18 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from stdnum import iban as stdnum_iban
-from stdnum.exceptions import ValidationError
 
 from relances.daemon import safexml
+from relances.daemon.bank.camt_quick import (
+    _AMOUNT,
+    _CURRENCY,
+    _DATE,
+    MAX_FIELD,
+    MAX_TEXT,
+    _iban,
+    quick_entry,
+    quick_fields,
+)
 from relances.daemon.bank.statements import (
     MAX_STATEMENT_BYTES,
     Entry,
@@ -66,11 +75,6 @@ LAST_KNOWN_VERSION = 13
 _ISO_MESSAGE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:([a-z]{4}\.\d{3}\.\d{3}\.\d{2})")
 _KINDS = {"camt.052": "an account report", "camt.054": "a debit/credit notification",
           "pain.001": "a credit transfer order", "pain.008": "a direct debit order"}
-_AMOUNT = re.compile(r"\d{1,18}(?:\.\d{1,5})?")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
-MAX_TEXT = 1000
-MAX_FIELD = 140
 MAX_IDENTITY = 200  # bank_entries.identity
 
 
@@ -133,6 +137,12 @@ def _what_xml(name: etree.QName) -> str:
     return f"the XML's root is <{name.localname[:40]}>{namespace}"
 
 
+@functools.lru_cache(maxsize=256)
+def _xpath(path: str) -> str:
+    """``Acct/Id/IBAN`` → ``c:Acct/c:Id/c:IBAN``: each step in the file's namespace."""
+    return "/".join(f"c:{step}" for step in path.split("/"))
+
+
 class _Xml:
     """Namespaced look-ups with the file's namespace, and where an element is, for messages."""
 
@@ -140,15 +150,13 @@ class _Xml:
         self.path = path
         self.ns = {"c": namespace}
         self.ntry_number = 0  # of the last Ntry read, in the whole file
-
-    def _xpath(self, path: str) -> str:
-        return "/".join(f"c:{step}" for step in path.split("/"))
+        self.quick = quick_fields(namespace)
 
     def all(self, element: Any, path: str) -> list[Any]:
-        return list(element.findall(self._xpath(path), self.ns))
+        return list(element.findall(_xpath(path), self.ns))
 
     def one(self, element: Any, path: str) -> Any | None:
-        return element.find(self._xpath(path), self.ns)
+        return element.find(_xpath(path), self.ns)
 
     def text(self, element: Any, path: str, limit: int = MAX_FIELD) -> str:
         found = self.one(element, path)
@@ -194,6 +202,11 @@ def _statement_entries(xml: _Xml, stmt: Any, account: str, before: int) -> list[
     entries: list[Entry] = []
     for ntry in xml.all(stmt, "Ntry"):
         xml.ntry_number += 1
+        quick = quick_entry(xml.quick(ntry), account=account, position=before + len(entries) + 1,
+                            where=f"{xml.path.name}: entry {xml.ntry_number}")
+        if quick is not None:  # a plain entry, every value well-formed
+            entries += quick
+            continue
         status = xml.text(ntry, "Sts/Cd") or xml.text(ntry, "Sts")
         if status and status != "BOOK":
             log.info("%s: line %s: an entry of status %s left out: not booked",
@@ -271,14 +284,6 @@ def _party_iban(xml: _Xml, tx: Any, side: str) -> str | None:
     return iban
 
 
-def _iban(text: str) -> str | None:
-    """The IBAN, compact, if its check digits and layout are right (no stale bank-code registry)."""
-    try:
-        return str(stdnum_iban.validate(text, check_country=False))
-    except ValidationError:
-        return None
-
-
 def _amount(xml: _Xml, parent: Any) -> tuple[Decimal, str]:
     """``Amt`` of the element, and its ``Ccy``."""
     element = xml.one(parent, "Amt")
@@ -342,7 +347,7 @@ def _unique(entries: Iterable[Entry]) -> list[Entry]:
         identity = f"{entry.identity}#{count}" if count > 1 else entry.identity
         if len(identity) > MAX_IDENTITY:
             identity = "h:" + hashlib.sha256(identity.encode()).hexdigest()[:40]
-        done.append(replace(entry, identity=identity))
+        done.append(entry if identity == entry.identity else replace(entry, identity=identity))
     return done
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.bank.statements import Entry
+from relances.daemon.ledger.bulk import bulk_select
 from relances.daemon.ledger.due import open_invoices
 from relances.daemon.ledger.references import decode_reference, find_references
 from relances.daemon.models import Customer, CustomerIban, Invoice, Reminder
@@ -49,7 +50,7 @@ def number_key(number: str) -> str:
     return "".join(_TOKEN.findall(number)).upper()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OpenInvoice:
     id: int
     number: str
@@ -58,7 +59,7 @@ class OpenInvoice:
     due_date: dt.date
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Allocation:
     invoice: OpenInvoice
     amount: Decimal
@@ -101,7 +102,8 @@ class Book:
         old = allocation.invoice
         left = old.remaining - allocation.amount
         siblings = self.by_customer[old.customer_id]
-        siblings.remove(self.by_id[old.id])
+        current = self.by_id[old.id]
+        siblings[:] = [i for i in siblings if i is not current]
         self.by_key.pop(number_key(old.number), None)
         self.by_id.pop(old.id, None)
         if left > 0:
@@ -111,10 +113,9 @@ class Book:
 
 async def load_book(session: AsyncSession) -> Book:
     book = Book()
-    rows = await session.execute(
-        select(Invoice.id, Invoice.number, Invoice.customer_id, Invoice.remaining,
-               Invoice.due_date).where(open_invoices())
-        .order_by(Invoice.due_date, Invoice.number))
+    rows = await bulk_select(session, select(
+        Invoice.id, Invoice.number, Invoice.customer_id, Invoice.remaining,
+        Invoice.due_date).where(open_invoices()).order_by(Invoice.due_date, Invoice.number))
     for row in rows:
         book.add(OpenInvoice(*row))
     for iban, customer_id in await session.execute(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 from relances.daemon.bank.statements import MAX_STATEMENT_BYTES, Statement
 from relances.daemon.errors import BankError
@@ -21,23 +23,24 @@ def _load(path: Path) -> bytes:
         raise BankError(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def _reader(name: str) -> Any:
+    """The reader's module, imported when first needed: OFX's and MT940's libraries
+    take a second to load, which a camt.053 import need not wait for."""
+    return importlib.import_module(f"relances.daemon.bank.{name}")
+
+
 def statement_format(data: bytes) -> str | None:
     """``camt``, ``cfonb``, ``ofx``, ``mt940``, or None when it is none of them."""
-    from relances.daemon.bank import camt, cfonb, mt940, ofx
-
-    for name, module in (("camt", camt), ("ofx", ofx), ("mt940", mt940), ("cfonb", cfonb)):
-        if module.looks_like(data):
+    for name in ("camt", "cfonb", "ofx", "mt940"):  # each recognises only its own
+        if _reader(name).looks_like(data):
             return name
     return None
 
 
 def read_statement(path: Path) -> Statement:
     """Read a statement of any supported format; BankError names what is wrong and where."""
-    from relances.daemon.bank import camt, cfonb, mt940, ofx
-
     data = _load(path)
     name = statement_format(data)
     if name is None:
         raise BankError(f"{path}: not a bank statement (camt.053, CFONB 120, OFX or MT940)")
-    reader = {"camt": camt, "cfonb": cfonb, "ofx": ofx, "mt940": mt940}[name]
-    return reader.read(path, data)
+    return _reader(name).read(path, data)

@@ -140,13 +140,20 @@ async def record_payment(
                         reference=reference, recorded_by=user, bank_entry_id=bank_entry_id,
                         reflected=reflected))
     invoice.remaining = invoice.remaining - amount
-    state = "soldée" if invoice.remaining == 0 else f"reste {euros(invoice.remaining)}"
-    action = (f"Règlement {euros(amount)} — {described} ({state})" if described
-              else f"Règlement de {euros(amount)} reçu le {paid_on:%d/%m/%Y} ({state})")
     add_history(session, user=user, event="paid", invoice_id=invoice.id,
-                customer_id=invoice.customer_id, action=action[:300])
+                customer_id=invoice.customer_id,
+                action=payment_action(amount, invoice.remaining, paid_on, described))
     await session.flush()
     return True
+
+
+def payment_action(amount: Decimal, remaining: Decimal, paid_on: dt.date,
+                   described: str | None = None) -> str:
+    """The history line of a payment, given what remains after it."""
+    state = "soldée" if remaining == 0 else f"reste {euros(remaining)}"
+    action = (f"Règlement {euros(amount)} — {described} ({state})" if described
+              else f"Règlement de {euros(amount)} reçu le {paid_on:%d/%m/%Y} ({state})")
+    return action[:300]
 
 
 def euros(value: Decimal) -> str:

@@ -1,9 +1,12 @@
-"""Writing many rows at once: what the ORM's bulk INSERT writes, at the driver's speed.
+"""Reading and writing many rows at once, at the driver's speed.
 
 :func:`bulk_insert` sends SQLAlchemy's own compiled INSERT through the
 driver's ``executemany``, each value through its column's bind processor,
-``BULK`` rows at a time; :func:`history_row` is one line of history as
-those inserts take it.
+``BULK`` rows at a time; :func:`bulk_update` does the same for an UPDATE of
+rows by id; :func:`bulk_select` runs a SELECT of table columns through the
+driver and converts each column with its type's result processor, each
+distinct value once.  :func:`history_row` is one line of history as those
+inserts take it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from itertools import groupby, repeat
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Dialect, Select, Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.models import utcnow
@@ -138,6 +141,56 @@ def _driver_insert(dialect: Dialect, table: Table, first: dict[str, Any]) -> _Dr
         else:
             sources.append((key, process))
     return _DriverInsert(compiled.string, sources)
+
+
+async def bulk_update(session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """``UPDATE`` each row (its ``id`` and the same other keys in every row), through
+    the driver's executemany with each value through its column's bind processor."""
+    if not rows:
+        return
+    table: Table = model.__table__
+    dialect = session.get_bind().dialect
+    keys = [key for key in rows[0] if key != "id"]
+    statement = update(table).where(table.c.id == bindparam("row_id")) \
+        .values({key: bindparam(f"set_{key}") for key in keys})
+    compiled = statement.compile(dialect=dialect, for_executemany=True)
+    order = compiled.positiontup
+    if not compiled.positional or order is None:
+        for i in range(0, len(rows), CHUNK):
+            await session.execute(statement, [{"row_id": r["id"], **{f"set_{k}": r[k] for k in keys}}
+                                              for r in rows[i:i + CHUNK]])
+        return
+    sources = []
+    for name in order:
+        key = "id" if name == "row_id" else name.removeprefix("set_")
+        process = table.columns[key].type.dialect_impl(dialect).bind_processor(dialect)
+        sources.append((key, process))
+    connection = await session.connection()
+    for i in range(0, len(rows), BULK):
+        batch = rows[i:i + BULK]
+        columns = [_processed(p, [r[k] for r in batch]) if p else [r[k] for r in batch]
+                   for k, p in sources]
+        await connection.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
+
+
+async def bulk_select(session: AsyncSession, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a SELECT of table columns, as the ORM would type them: through the
+    driver, each column converted by its type's result processor (each distinct
+    value once: the dates and amounts of a ledger repeat)."""
+    dialect = session.get_bind().dialect
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    parameters = compiled.params
+    if compiled.positional and compiled.positiontup is not None:
+        parameters = tuple(parameters[name] for name in compiled.positiontup)  # type: ignore[assignment]
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(compiled.string, parameters)
+    raw = result.fetchall()
+    processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                  for column in query.selected_columns]
+    columns = [list(values) for values in zip(*raw, strict=True)] if raw else [[] for _ in processors]
+    converted = [_processed(p, values) if p else values
+                 for p, values in zip(processors, columns, strict=True)]
+    return list(zip(*converted, strict=True))
 
 
 def history_row(user: str, invoice_id: int | None, customer_id: int | None, event: str,

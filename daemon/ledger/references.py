@@ -33,6 +33,7 @@ the payer's banking app with the IBAN, the amount and the reference.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -96,6 +97,7 @@ def format_reference(reference: str) -> str:
     return str(iso11649.format(reference))
 
 
+@functools.lru_cache(maxsize=65536)  # an entry's references are looked at by several rules
 def decode_reference(reference: str) -> tuple[str, object] | None:
     """What a reference names: ``("number", "F2024001")``, ``("id", 7)``,
     ``("statement", (customer_id, date))``; None when its check digits are
@@ -131,6 +133,12 @@ def _valid(candidate: str) -> str | None:
 
 
 def find_references(text: str) -> list[str]:
+    """Every valid RF reference in a bank line (see :func:`_references`)."""
+    return list(_references(text))
+
+
+@functools.lru_cache(maxsize=65536)  # an entry's text is searched by several rules
+def _references(text: str) -> tuple[str, ...]:
     """Every valid RF reference in a bank line, compact and upper-case, in order, once each.
 
     References are found with or without spaces inside (``RF18 5390 0754 7034``,
@@ -162,7 +170,7 @@ def find_references(text: str) -> list[str]:
                 break
         else:
             i += 1
-    return found
+    return tuple(found)
 
 
 def _amount(amount: Decimal) -> str:

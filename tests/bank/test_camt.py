@@ -292,3 +292,42 @@ def test_a_doctype_beyond_the_first_kilobytes_is_refused_too(tmp_path: Path) -> 
     text = text.replace("<Nm>DUPONT BATIMENT SAS</Nm>", "<Nm>&e;</Nm>")
     path = tmp_path / "late-doctype.xml"
     assert refusal(path, text) == f"{path}: {DTD_REFUSED}"
+
+
+def _careful_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(camt, "quick_entry", lambda *args, **kwargs: None)
+
+
+@pytest.mark.parametrize("name", ["camt_053_001_02.xml", "camt_053_001_08.xml"])
+def test_the_quick_path_reads_what_the_careful_reader_reads(name: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    quick = read(DATA / name)
+    _careful_only(monkeypatch)
+    careful = read(DATA / name)
+    assert quick == careful and len(quick.entries) > 3
+
+
+def test_the_bench_statement_reads_the_same_both_ways(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark's statement: RF references, invoice numbers, IBANs, debits, unknown payers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_bank", ROOT / "bench" / "bank.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    invoices = [(i, f"COD_F{i:07d}", 1 + i % 50, 1000 + 37 * i) for i in range(1, 2001)]
+    bench.write_statement(tmp_path / "releve.xml", invoices, 600, 50)
+    taken = []
+    real = camt.quick_entry
+
+    def counted(*args: object, **kwargs: object) -> object:
+        done = real(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(done is not None)
+        return done
+
+    monkeypatch.setattr(camt, "quick_entry", counted)
+    quick = read(tmp_path / "releve.xml")
+    assert len(taken) == 600 and all(taken)  # every entry of it is plain
+    _careful_only(monkeypatch)
+    assert read(tmp_path / "releve.xml") == quick
