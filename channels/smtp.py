@@ -110,7 +110,7 @@ def message_id_for(key: str, domain: str, *, reprint: bool = False) -> str:
         domain = "relances.invalid"
     if reprint:
         # A deliberate reprint is a new message (servers drop a repeated id);
-        # its References header points at the original.
+        # its In-Reply-To and References name the original.
         digest = f"{digest}.r{time.time_ns():x}"
     return f"<{digest}.relances@{domain}>"
 
@@ -133,7 +133,11 @@ def build_message(
     message["Date"] = format_datetime(localtime())
     message["Message-ID"] = message_id_for(delivery.key, sender.domain, reprint=delivery.reprint)
     if delivery.reprint:
-        message["References"] = message_id_for(delivery.key, sender.domain)
+        # The reminder's first message carried the id of the same key: a
+        # reply to it, so mail clients show the copy in its thread.
+        original = message_id_for(delivery.key, sender.domain)
+        message["In-Reply-To"] = original
+        message["References"] = original
     message.set_content(delivery.text_body or one_line(delivery.subject) + "\n")
     if delivery.html_body:
         message.add_alternative(delivery.html_body, subtype="html")

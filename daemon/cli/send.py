@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -19,12 +20,22 @@ from relances.daemon.models import utcnow
 from relances.daemon.storage import App
 
 PROGRESS_FROM = 20
+RETRY_FOR = 120.0  # seconds `send` keeps retrying transient failures
+
+
+def _waiting(app: App) -> Callable[[int, dt.datetime], None]:
+    def say(count: int, when: dt.datetime) -> None:
+        click.echo(f"  {count} waiting for a retry at {when.astimezone(app.settings.zone):%H:%M:%S}",
+                   err=True)
+
+    return say
 
 
 async def _preview(app: App, request: outbox.Request) -> None:
     """What ``send`` would queue, without writing anything."""
     async with app.sessions() as session:
         rows, already = await outbox.dry_run(session, app.settings, request, user=app.user)
+        waiting = await outbox.waiting_for(session, request, make_due=False)
         held = await book.held_for_review(session, request.as_of or app.settings.today())
     if held:
         click.echo(f"held: {len(held)} customers, a bank payment waiting for review may be "
@@ -33,7 +44,8 @@ async def _preview(app: App, request: outbox.Request) -> None:
         what = "statement" if row.kind == "statement" else "letter"
         click.echo(f"{row.customer_code}: {what} level {row.level} for {row.invoice_numbers} "
                    f"by {' > '.join(row.channels)}")
-    click.echo(f"dry run: {len(rows)} reminders would be sent; {already} already sent "
+    again = f"; {len(waiting)} waiting for a retry would be sent again" if waiting else ""
+    click.echo(f"dry run: {len(rows)} reminders would be sent{again}; {already} already sent "
                "or queued; nothing written")
 
 
@@ -47,16 +59,23 @@ async def _preview(app: App, request: outbox.Request) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
 @click.option("--force", is_flag=True,
               help="Send again what was already sent at the invoice's current level.")
+@click.option("--retry-for", "retry_for", type=click.FloatRange(min=0), default=RETRY_FOR,
+              show_default=True, metavar="SECONDS",
+              help="Keep retrying what a transient failure left pending for this long; "
+                   "0: one attempt each.")
 @async_command
 async def send_command(app: App, customer: str | None, number: str | None, statement: bool,
                        channel: str | None, as_of: dt.date | None, dry_run: bool,
-                       force: bool) -> None:
+                       force: bool, retry_for: float) -> None:
     """Send the reminders due at the invoices' current levels.
 
     One letter per invoice, or one statement per customer with --statement;
     for everyone, one customer or one invoice.  "Relancé le" is stamped
     only on what a channel accepted, with today's date; with --as-of the
     run is a replay of that day: letters are dated and stamped with it.
+    What waits for a retry in the selection is sent again too, and a
+    transient failure is retried, on the daemon's backoff, for --retry-for
+    seconds.
     """
     async with app.sessions() as session:
         await warn_unknown_kinds(session)
@@ -76,24 +95,27 @@ async def send_command(app: App, customer: str | None, number: str | None, state
         return
     async with app.sessions.begin() as session:
         queued = await outbox.queue(session, app.settings, request, user=app.user)
-    if not queued.ids:
+        waiting = await outbox.waiting_for(session, request)
+    ids = sorted(set(queued.ids) | set(waiting))
+    if not ids:
         hint = " (use --force to send again)" if queued.already else ""
         click.echo(f"nothing to send: {queued.already} already sent or queued{hint}")
         return
     started = utcnow()
+    deadline = started + dt.timedelta(seconds=retry_for)
     async with Renderer(app.settings) as renderer:
         dispatcher = Dispatcher(app, app.plugins, renderer)
-        if len(queued.ids) >= PROGRESS_FROM and sys.stderr.isatty():
-            with click.progressbar(length=len(queued.ids), label="sending",
-                                   file=sys.stderr) as bar:
+        if len(ids) >= PROGRESS_FROM and sys.stderr.isatty():
+            with click.progressbar(length=len(ids), label="sending", file=sys.stderr) as bar:
                 dispatcher.progress = bar.update
-                summary = await dispatcher.run(only=queued.ids)
+                summary = await dispatcher.run_until(ids, deadline, _waiting(app))
         else:
-            summary = await dispatcher.run(only=queued.ids)
+            summary = await dispatcher.run_until(ids, deadline, _waiting(app))
     await record_run(app, "send", started, len(queued.ids), summary)
     for reason in summary.reasons:
         click.echo(f"  {reason}", err=True)
-    skipped = f"; {queued.already} skipped (already sent or queued)" if queued.already else ""
+    already = queued.already - len(set(waiting) - set(queued.ids))
+    skipped = f"; {already} skipped (already sent or queued)" if already > 0 else ""
     click.echo(f"{summary}{skipped}")
     if summary.failed:
         sys.exit(1)

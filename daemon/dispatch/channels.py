@@ -62,12 +62,19 @@ def recipient_of(customer: Customer) -> Recipient:
 
 def delivery_for(reminder: Reminder, customer: Customer, rendered: RenderedLetter,
                  job: LetterJob) -> Delivery:
+    """The delivery of a claimed reminder, under the reminder's own key.
+
+    A reminder that left before and is sent again (``send --force``) goes
+    as a reprint: a new message for the channel (a new Message-ID, in
+    reply to the first one), never a copy a mail server would drop as a
+    duplicate.
+    """
     return Delivery(
         key=reminder.key, kind="statement" if reminder.kind == "statement" else "letter",
         level=reminder.level, recipient=recipient_of(customer), subject=rendered.subject,
         pdf=rendered.pdf, filename=rendered.filename, attachments=rendered.attachments,
         text_body=rendered.text_body, html_body=rendered.html_body,
-        invoice_numbers=job.invoice_numbers,
+        invoice_numbers=job.invoice_numbers, reprint=reminder.sent_at is not None,
     )
 
 

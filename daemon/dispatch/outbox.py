@@ -2,10 +2,12 @@
 
 A reminder is queued in the same transaction that decides it is due, under
 a key unique per invoice (or statement), level and channels, so however
-many runs decide it, it is queued once.  Dispatchers claim due rows with a
-lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several daemons share
-one queue); a row whose lease ran out, because its daemon died, is claimed
-again.  Retries are scheduled in the row itself, never in memory.
+many runs decide it, it is queued once; ``send --force`` queues the same
+row again.  Dispatchers claim due rows with a lease (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so several daemons share one queue), which they
+renew while the reminder is in flight (:mod:`.leases`); a row whose lease
+ran out, because its daemon died, is claimed again.  Retries are scheduled
+in the row itself, never in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import datetime as dt
 import hashlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -62,8 +64,22 @@ def _filters(request: Request) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _force_suffix() -> str:
-    return f":again-{utcnow():%Y%m%dT%H%M%S%f}"
+def _once_per_key(stmt: Any, request: Request, user: str, now: dt.datetime) -> Any:
+    """The ON CONFLICT clause of a queueing INSERT.
+
+    A key already taken queues nothing; with ``--force`` the row under it
+    is queued again, from the level's first channel with a fresh count of
+    attempts, so one reminder keeps one row however often it is sent.  A
+    row in flight under a live lease is left to its sender.
+    """
+    if not request.force:
+        return stmt.on_conflict_do_nothing(index_elements=["key"])
+    return stmt.on_conflict_do_update(
+        index_elements=["key"],
+        set_={"state": PENDING, "next_attempt_at": now, "attempts": 0, "channel_index": 0,
+              "lease_until": None, "claimed_by": None, "last_error": None,
+              "requested_by": user, "as_of": request.as_of},
+        where=or_(Reminder.state != SENDING, Reminder.lease_until < now))
 
 
 def _letter_rules(settings: Settings, request: Request) -> list[tuple[str, int, str]]:
@@ -96,11 +112,10 @@ async def queue_letters(session: AsyncSession, settings: Settings, request: Requ
     wanted = _at(due, chosen)
     channels = case(*((and_(due.c.policy == name, due.c.level == level), literal(text))
                       for name, level, text in chosen))
-    suffix = _force_suffix() if request.force else ""
     # The key of earlier releases, "letter:NUMBER:LEVEL:CHANNELS": a reminder
     # queued before an upgrade is not queued a second time after it.
     key = (literal("letter:") + due.c.number + literal(":") + cast(due.c.level, String)
-           + literal(":") + channels + literal(suffix))
+           + literal(":") + channels)
     now = utcnow()
     rows = select(
         key, literal("letter"), due.c.customer_id, due.c.id, due.c.number, due.c.level,
@@ -108,11 +123,11 @@ async def queue_letters(session: AsyncSession, settings: Settings, request: Requ
         literal(user), literal(request.as_of, Reminder.as_of.type),
         literal(now, Reminder.created_at.type),
     ).where(wanted)
-    stmt = upsert(session, Reminder).from_select(
+    stmt = _once_per_key(upsert(session, Reminder).from_select(
         ["key", "kind", "customer_id", "invoice_id", "invoice_numbers", "level",
          "channels", "state", "next_attempt_at", "requested_by", "as_of", "created_at"],
         rows,
-    ).on_conflict_do_nothing(index_elements=["key"]).returning(Reminder.id)
+    ), request, user, now).returning(Reminder.id)
     ids = list((await session.execute(stmt)).scalars())
     # What was due but not queued now: already sent at this level, or queued before.
     every = due_letters(settings, as_of=as_of, customer=request.customer,
@@ -161,13 +176,13 @@ async def queue_statements(session: AsyncSession, settings: Settings, request: R
         numbers = ",".join(n for n, *_ in covered)
         channels = request.channel or ",".join(rules.channels)
         digest = hashlib.sha256(numbers.encode()).hexdigest()[:12]
-        suffix = _force_suffix() if request.force else ""
-        key = f"statement:{customer.code}:{level}:{digest}:{channels}{suffix}"
-        stmt = upsert(session, Reminder).values(
+        key = f"statement:{customer.code}:{level}:{digest}:{channels}"
+        now = utcnow()
+        stmt = _once_per_key(upsert(session, Reminder).values(
             key=key, kind="statement", customer_id=customer.id, invoice_numbers=numbers,
-            level=level, channels=channels, state=PENDING, next_attempt_at=utcnow(),
-            requested_by=user, as_of=request.as_of, created_at=utcnow(),
-        ).on_conflict_do_nothing(index_elements=["key"]).returning(Reminder.id)
+            level=level, channels=channels, state=PENDING, next_attempt_at=now,
+            requested_by=user, as_of=request.as_of, created_at=now,
+        ), request, user, now).returning(Reminder.id)
         new_id = await session.scalar(stmt)
         if new_id is None:
             queued.already += 1
@@ -217,32 +232,90 @@ async def dry_run(session: AsyncSession, settings: Settings, request: Request, *
     return rows, queued.already
 
 
+async def waiting_for(session: AsyncSession, request: Request, *,
+                      make_due: bool = True) -> list[int]:
+    """The request's reminders that wait for a retry (a transient failure
+    left them pending, or their sender died), made due now with ``make_due``.
+
+    What ``send`` sends again besides what it queues: without a daemon
+    nothing else would.
+    """
+    now = utcnow()
+    wanted = select(Reminder.id, Reminder.kind, Reminder.invoice_id, Reminder.invoice_numbers).where(
+        or_(Reminder.state == PENDING, and_(Reminder.state == SENDING, Reminder.lease_until < now)))
+    if request.statement:
+        wanted = wanted.where(Reminder.kind == "statement")
+    if request.channel:
+        wanted = wanted.where(Reminder.channels == request.channel)
+    if request.customer:
+        wanted = wanted.where(Reminder.customer_id.in_(
+            select(Customer.id).where(Customer.code == request.customer)))
+    invoice_id = None
+    if request.invoice:
+        invoice_id = await session.scalar(select(Invoice.id)
+                                          .where(Invoice.number == request.invoice))
+        wanted = wanted.where(Reminder.customer_id.in_(
+            select(Invoice.customer_id).where(Invoice.number == request.invoice)))
+    ids = [reminder_id for reminder_id, kind, invoice, numbers
+           in (await session.execute(wanted.order_by(Reminder.id))).all()
+           if request.invoice is None or invoice == invoice_id
+           or (kind == "statement" and request.invoice in numbers.split(","))]
+    if ids and make_due:
+        await session.execute(update(Reminder).where(Reminder.id.in_(ids),
+                                                     Reminder.state == PENDING)
+                              .values(next_attempt_at=now)
+                              .execution_options(synchronize_session=False))
+    return ids
+
+
+async def pending_among(session: AsyncSession,
+                        reminder_ids: Sequence[int]) -> tuple[int, dt.datetime | None]:
+    """How many of ``reminder_ids`` wait for a retry, and when the first falls due."""
+    count, first = (await session.execute(
+        select(func.count(), func.min(Reminder.next_attempt_at))
+        .where(Reminder.id.in_(list(reminder_ids)), Reminder.state == PENDING))).one()
+    if first is not None and first.tzinfo is None:
+        first = first.replace(tzinfo=dt.UTC)
+    return int(count), first
+
+
 def _due(now: dt.datetime) -> ColumnElement[bool]:
     return or_(and_(Reminder.state == PENDING, Reminder.next_attempt_at <= now),
                and_(Reminder.state == SENDING, Reminder.lease_until < now))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What :func:`claim` took: the reminders, and the lease they share."""
+
+    ids: list[int]
+    until: dt.datetime
+
+
 async def claim(session: AsyncSession, daemon: DaemonSettings, *, worker: str,
-                limit: int, only: Sequence[int] | None = None) -> list[int]:
+                limit: int, only: Sequence[int] | None = None,
+                exclude: Collection[int] = ()) -> Claim:
     """Take up to ``limit`` due reminders for ``worker``, with a lease.
 
     Commits nothing: the caller commits at once, so other workers see the
     lease.  On PostgreSQL, rows another worker is claiming are skipped, not
-    waited for.
+    waited for.  ``exclude``: reminders the caller already holds.
     """
     now = utcnow()
+    until = now + dt.timedelta(seconds=daemon.lease_seconds)
     candidates = select(Reminder.id).where(_due(now))
     if only is not None:
         candidates = candidates.where(Reminder.id.in_(list(only)))
+    if exclude:
+        candidates = candidates.where(Reminder.id.not_in(list(exclude)))
     candidates = (candidates.order_by(Reminder.next_attempt_at, Reminder.id).limit(limit)
                   .with_for_update(skip_locked=True))
     stmt = (update(Reminder).where(Reminder.id.in_(candidates.scalar_subquery()))
-            .values(state=SENDING, claimed_by=worker,
-                    lease_until=now + dt.timedelta(seconds=daemon.lease_seconds),
+            .values(state=SENDING, claimed_by=worker, lease_until=until,
                     attempts=Reminder.attempts + 1)
             .returning(Reminder.id)
             .execution_options(synchronize_session=False))
-    return sorted((await session.execute(stmt)).scalars())
+    return Claim(sorted((await session.execute(stmt)).scalars()), until)
 
 
 def retry_delay(daemon: DaemonSettings, attempts: int) -> float:

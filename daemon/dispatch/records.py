@@ -1,18 +1,22 @@
 """What the outcome of a delivery attempt writes: outbox row, stamp, history, proof.
 
 Each function runs in the caller's transaction, which the dispatcher opens
-for that one outcome.
+for that one outcome, and writes only while the caller's lease holds: the
+UPDATE that records the outcome names the holder and its lease in its
+WHERE clause (:mod:`relances.daemon.dispatch.leases`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import DaemonSettings
+from relances.daemon.dispatch.leases import Lease, held, stale
 from relances.daemon.dispatch.outbox import CANCELLED, FAILED, PENDING, SENT, retry_delay
 from relances.daemon.ledger.book import add_history
 from relances.daemon.models import Document, Invoice, Reminder, utcnow
@@ -32,9 +36,21 @@ def action(kind: str, level: int, label: str) -> str:
 
 
 async def _reminder(session: AsyncSession, reminder_id: int) -> Reminder:
-    reminder = await session.get(Reminder, reminder_id, with_for_update=True)
+    reminder = await session.get(Reminder, reminder_id, populate_existing=True)
     assert reminder is not None
     return reminder
+
+
+async def _write(session: AsyncSession, lease: Lease, outcome: str, reason: str = "",
+                 **values: Any) -> bool:
+    """Write ``values`` if the lease is still the recorder's; else log why not."""
+    result = await session.execute(
+        update(Reminder).where(held(lease)).values(**values).returning(Reminder.id)
+        .execution_options(synchronize_session=False))
+    if result.scalar_one_or_none() is None:
+        await stale(session, lease, f"{outcome} not recorded", reason)
+        return False
+    return True
 
 
 async def covered_invoices(session: AsyncSession, reminder: Reminder) -> list[Invoice]:
@@ -56,17 +72,21 @@ async def keep_document(session: AsyncSession, pdf: bytes, sha256: str) -> int:
     return document_id
 
 
-async def sent(session: AsyncSession, reminder_id: int, delivery: Delivery, *, channel: str,
-               label: str, receipt: Receipt, stamp: dt.date, user: str) -> None:
-    """The channel accepted it: keep the PDF, stamp "Relancé le", write history."""
-    reminder = await _reminder(session, reminder_id)
-    reminder.state = SENT
-    reminder.sent_at = utcnow()
-    reminder.sent_channel = channel
-    reminder.reference = receipt.reference
-    reminder.lease_until = None
-    reminder.last_error = None
-    reminder.document_id = await keep_document(session, delivery.pdf, delivery.sha256)
+async def sent(session: AsyncSession, lease: Lease, delivery: Delivery, *, channel: str,
+               label: str, receipt: Receipt, stamp: dt.date, user: str) -> bool:
+    """The channel accepted it: keep the PDF, stamp "Relancé le", write history.
+
+    False, and nothing written, when the lease is no longer the recorder's.
+    """
+    if not await _write(session, lease, "sent", receipt.reference, state=SENT,
+                        sent_at=utcnow(), sent_channel=channel, reference=receipt.reference,
+                        lease_until=None, last_error=None):
+        return False
+    document_id = await keep_document(session, delivery.pdf, delivery.sha256)
+    await session.execute(update(Reminder).where(Reminder.id == lease.reminder_id)
+                          .values(document_id=document_id)
+                          .execution_options(synchronize_session=False))
+    reminder = await _reminder(session, lease.reminder_id)
     invoices = await covered_invoices(session, reminder)
     for invoice in invoices:
         # A statement covers invoices at several levels: each is reminded at its own.
@@ -77,49 +97,63 @@ async def sent(session: AsyncSession, reminder_id: int, delivery: Delivery, *, c
         add_history(session, user=user, event="sent", invoice_id=invoice.id,
                     customer_id=invoice.customer_id, level=reminder.level, channel=channel,
                     reference=receipt.reference, action=action(reminder.kind, reminder.level, label))
+    return True
 
 
-async def fallback(session: AsyncSession, reminder_id: int, channel: tuple[str, str],
-                   reason: str, *, next_index: int, user: str) -> None:
-    """A channel refused for good: note it and move on to the level's next channel."""
-    reminder = await _reminder(session, reminder_id)
-    reminder.channel_index = next_index
-    reminder.last_error = f"{channel[0]}: {reason}"
+async def fallback(session: AsyncSession, lease: Lease, channel: tuple[str, str],
+                   reason: str, *, next_index: int, user: str) -> bool:
+    """A channel refused for good: note it and move on to the level's next channel.
+
+    The lease stays: the reminder is still in flight, towards that channel.
+    """
+    if not await _write(session, lease, "fallback", reason, channel_index=next_index,
+                        last_error=f"{channel[0]}: {reason}"):
+        return False
+    reminder = await _reminder(session, lease.reminder_id)
     nxt = reminder.channels.split(",")[next_index]
     await _history(session, reminder, user=user, event="failed", channel=channel[0],
                    text=f"Échec {action(reminder.kind, reminder.level, channel[1])} : {reason} "
                         f"— envoi par {nxt}")
+    return True
 
 
-async def failed(session: AsyncSession, reminder_id: int, daemon: DaemonSettings, *,
-                 channel: tuple[str, str] | None, reason: str, retryable: bool, user: str) -> str:
-    """An attempt failed: schedule a retry, or give up; returns the new state."""
-    reminder = await _reminder(session, reminder_id)
+async def failed(session: AsyncSession, lease: Lease, daemon: DaemonSettings, *,
+                 channel: tuple[str, str] | None, reason: str, retryable: bool,
+                 user: str) -> str | None:
+    """An attempt failed: schedule a retry, or give up; returns the new state.
+
+    None, and nothing written, when the lease is no longer the recorder's:
+    a late failure never undoes what another worker recorded since.
+    """
+    reminder = await _reminder(session, lease.reminder_id)
     name, label = channel or (None, reminder.channels.replace(",", ", "))
-    reminder.last_error = f"{name}: {reason}" if name else reason
-    reminder.lease_until = None
     what = action(reminder.kind, reminder.level, label)
+    values: dict[str, Any] = {"last_error": f"{name}: {reason}" if name else reason,
+                              "lease_until": None}
     if retryable and reminder.attempts < daemon.max_attempts:
         delay = retry_delay(daemon, reminder.attempts)
-        reminder.state = PENDING
-        reminder.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+        values.update(state=PENDING, next_attempt_at=utcnow() + dt.timedelta(seconds=delay))
         text = f"Échec {what} : {reason} — nouvel essai dans {_duration(delay)}"
     else:
-        reminder.state = FAILED
+        values.update(state=FAILED)
         tries = f" après {reminder.attempts} essais" if retryable else ""
         text = f"Échec {what} : {reason} — abandonnée{tries}"
+    if not await _write(session, lease, "retry" if values["state"] == PENDING else "failure",
+                        reason, **values):
+        return None
     await _history(session, reminder, user=user, event="failed", channel=name, text=text)
-    return reminder.state
+    return str(values["state"])
 
 
-async def cancelled(session: AsyncSession, reminder_id: int, reason: str, *, user: str) -> None:
+async def cancelled(session: AsyncSession, lease: Lease, reason: str, *, user: str) -> bool:
     """No longer to be sent (paid, disputed, opted out since it was queued)."""
-    reminder = await _reminder(session, reminder_id)
-    reminder.state = CANCELLED
-    reminder.lease_until = None
-    reminder.last_error = reason
+    if not await _write(session, lease, "cancellation", reason, state=CANCELLED,
+                        lease_until=None, last_error=reason):
+        return False
+    reminder = await _reminder(session, lease.reminder_id)
     await _history(session, reminder, user=user, event="cancelled", channel=None,
                    text=f"{reminder_word(reminder.kind)} niveau {reminder.level} annulée : {reason}")
+    return True
 
 
 async def _history(session: AsyncSession, reminder: Reminder, *, user: str, event: str,

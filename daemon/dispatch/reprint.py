@@ -8,7 +8,7 @@ from relances.daemon.dispatch.channels import Channels, recipient_of
 from relances.daemon.dispatch.records import reminder_word
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.book import add_history, invoice_by_number
-from relances.daemon.models import Customer, Document, Reminder, utcnow
+from relances.daemon.models import Customer, Document, Reminder
 from relances.daemon.storage import App
 from relances.plugins.contract import Attachment, Delivery, DeliveryError, Receipt
 from relances.plugins.manager import notify_delivery_attempted
@@ -23,7 +23,8 @@ async def last_sent(app: App, number: str) -> tuple[Reminder, Document, Customer
             select(Reminder, Document, Customer)
             .join(Document, Document.id == Reminder.document_id)
             .join(Customer, Customer.id == Reminder.customer_id)
-            .where(Reminder.state == "sent", Reminder.customer_id == invoice.customer_id)
+            # A reminder queued again (`send --force`) keeps what it sent last.
+            .where(Reminder.sent_at.is_not(None), Reminder.customer_id == invoice.customer_id)
             .order_by(Reminder.sent_at.desc(), Reminder.id.desc()))).all()
     for reminder, document, customer in rows:
         if reminder.invoice_id == invoice.id or (
@@ -38,8 +39,11 @@ async def reprint(app: App, number: str, *, channel: str | None = None) -> Recei
     name = channel or reminder.sent_channel or reminder.channels.split(",")[0]
     word = "releve" if reminder.kind == "statement" else "relance"
     filename = f"{word}-{reminder.level}-{number}.pdf"
+    # The reminder's own key with ``reprint``: the channel makes it a new
+    # message that refers to the one the reminder sent (its Message-ID, for
+    # email, is derived from the key), so the customer's mail client threads it.
     delivery = Delivery(
-        key=f"{reminder.key}:reprint-{utcnow():%Y%m%dT%H%M%S%f}",
+        key=reminder.key,
         kind="statement" if reminder.kind == "statement" else "letter", level=reminder.level,
         recipient=recipient_of(customer),
         subject=f"{reminder_word(reminder.kind)} niveau {reminder.level} – {number} (duplicata)",

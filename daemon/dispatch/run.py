@@ -11,6 +11,7 @@ failed.  Nothing is stamped unless a channel accepted the document.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -22,6 +23,7 @@ from typing import Any
 
 from relances.daemon.dispatch import outbox, records
 from relances.daemon.dispatch.channels import Channels, delivery_for, worker_name
+from relances.daemon.dispatch.leases import Lease, Leases, stale, still_held
 from relances.daemon.errors import LedgerError, RelancesError, RenderError
 from relances.daemon.ledger.due import not_remindable
 from relances.daemon.letters.documents import LetterJob, prepare_letter, prepare_statement
@@ -42,6 +44,7 @@ class Summary:
     retrying: int = 0
     failed: int = 0
     cancelled: int = 0
+    lost: int = 0  # outcomes not recorded: another worker had taken the reminder over
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -52,8 +55,9 @@ class Summary:
         by_channel = ", ".join(f"{n} by {c}" for c, n in sorted(self.sent.items()))
         sent = sum(self.sent.values())
         text = f"{sent} sent" + (f" ({by_channel})" if by_channel else "")
+        lost = f", {self.lost} taken over by another worker" if self.lost else ""
         return (f"{text}, {self.failed} failed, {self.retrying} to retry later, "
-                f"{self.cancelled} cancelled")
+                f"{self.cancelled} cancelled{lost}")
 
 
 class Dispatcher:
@@ -61,8 +65,10 @@ class Dispatcher:
 
     ``await dispatcher.run(only=ids)`` handles the given reminders (the
     ``send`` command); without ``only`` it drains everything due (the
-    daemon).  :meth:`stop` makes it finish what it holds and claim nothing
-    more.
+    daemon).  It claims no more than it has room to send at once, and
+    renews the leases of what is in flight, so none runs out while a
+    render or a channel takes its time.  :meth:`stop` makes it finish what
+    it holds and claim nothing more.
     """
 
     def __init__(self, app: App, pm: Any, renderer: Renderer, *, worker: str | None = None,
@@ -75,6 +81,7 @@ class Dispatcher:
         self.concurrency = concurrency or 2 * renderer.workers + 2
         self.progress = progress
         self.channels = Channels(app, pm)
+        self.leases = Leases(app, self.worker)
         self.summary = Summary()
         self.stopping = False
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -91,35 +98,69 @@ class Dispatcher:
         return self.claimed - self.started
 
     async def run(self, *, only: Sequence[int] | None = None) -> Summary:
-        slots = asyncio.Semaphore(self.concurrency)
+        renewing = asyncio.create_task(self.leases.keep_renewing())
         try:
             while not self.stopping:
-                async with self.app.sessions.begin() as session:
-                    ids = await outbox.claim(session, self.app.settings.daemon, worker=self.worker,
-                                             limit=self.app.settings.daemon.batch_size, only=only)
-                if not ids:
-                    break
-                self.claimed.update(ids)
-                for reminder_id in ids:
-                    await slots.acquire()
-                    if self.stopping:
-                        slots.release()
+                leases = await self._claim(only)
+                if not leases:
+                    if not self.in_flight:
                         break
-                    self.started.add(reminder_id)
-                    task = asyncio.create_task(self._guarded(reminder_id, slots))
+                    await asyncio.wait(set(self.in_flight), return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                for lease in leases:
+                    if self.stopping:
+                        break
+                    self.started.add(lease.reminder_id)
+                    task = asyncio.create_task(self._guarded(lease))
                     self.in_flight.add(task)
                     task.add_done_callback(self.in_flight.discard)
-                if self.in_flight:
-                    await asyncio.gather(*self.in_flight, return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in list(self.in_flight):  # the service's grace period is over
+                task.cancel()
+            raise
         finally:
             if self.in_flight:
                 await asyncio.gather(*self.in_flight, return_exceptions=True)
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
             await self.channels.close()
         return self.summary
 
-    async def _guarded(self, reminder_id: int, slots: asyncio.Semaphore) -> None:
+    async def _claim(self, only: Sequence[int] | None) -> list[Lease]:
+        """Claim as many due reminders as there are free places in flight."""
+        room = min(self.concurrency - len(self.in_flight), self.app.settings.daemon.batch_size)
+        if room <= 0:
+            return []
+        async with self.app.sessions.begin() as session:
+            claim = await outbox.claim(session, self.app.settings.daemon, worker=self.worker,
+                                       limit=room, only=only, exclude=set(self.leases.held))
+        self.claimed.update(claim.ids)
+        return self.leases.add(claim.ids, claim.until)
+
+    async def run_until(self, reminder_ids: Sequence[int], deadline: dt.datetime,
+                        waiting: Callable[[int, dt.datetime], None] | None = None) -> Summary:
+        """Send ``reminder_ids``, then, as they fall due, those a transient
+        failure left pending, until ``deadline``; the summary counts what is
+        still pending then as to retry later.  ``waiting(count, when)`` is
+        told before each wait.
+        """
+        while True:
+            await self.run(only=reminder_ids)
+            async with self.app.sessions() as session:
+                pending, due = await outbox.pending_among(session, reminder_ids)
+            if self.stopping or not pending or due is None or due > deadline:
+                break
+            if waiting is not None:
+                waiting(pending, due)
+            await asyncio.sleep(max((due - utcnow()).total_seconds(), 0))
+        self.summary.retrying = pending
+        return self.summary
+
+    async def _guarded(self, lease: Lease) -> None:
+        reminder_id = lease.reminder_id
         try:
-            await self.handle(reminder_id)
+            await self.handle(lease)
         except asyncio.CancelledError:
             log.warning("reminder %s cancelled in flight; its lease will expire and it will "
                         "be sent again", reminder_id)
@@ -129,13 +170,13 @@ class Dispatcher:
             # like a transient failure, so max_attempts ends it, never stuck.
             log.exception("reminder %s: unexpected error", reminder_id)
             try:
-                await self._record_failure(reminder_id, None,
+                await self._record_failure(lease, None,
                                            f"unexpected error: {exc.__class__.__name__}: {exc}",
                                            retryable=True)
             except Exception:
                 log.exception("reminder %s: could not record the failure", reminder_id)
         finally:
-            slots.release()
+            self.leases.drop(lease)
             if self.progress is not None:
                 self.progress(1)
 
@@ -165,29 +206,27 @@ class Dispatcher:
                     return "nothing is overdue any more"
         return reminder, customer, job
 
-    async def handle(self, reminder_id: int) -> None:
+    async def handle(self, lease: Lease) -> None:
         try:
-            loaded = await self._load(reminder_id)
+            loaded = await self._load(lease.reminder_id)
         except (RenderError, LedgerError) as exc:
             # A missing invoice copy, a template that fails on this data:
             # named, recorded, and the other reminders go on.
-            await self._record_failure(reminder_id, None, str(exc), retryable=False)
+            await self._record_failure(lease, None, str(exc), retryable=False)
             return
         if isinstance(loaded, str):
-            async with self.app.sessions.begin() as session:
-                await records.cancelled(session, reminder_id, loaded, user=self.app.user)
-            self.summary.cancelled += 1
+            await self._record_cancelled(lease, loaded)
             return
         reminder, customer, job = loaded
         try:
             rendered = await self.renderer.render(job)
         except RenderError as exc:
-            await self._record_failure(reminder_id, None, str(exc), retryable=True)
+            await self._record_failure(lease, None, str(exc), retryable=True)
             return
         delivery = delivery_for(reminder, customer, rendered, job)
-        await self._send(reminder, delivery)
+        await self._send(lease, reminder, delivery)
 
-    async def _send(self, reminder: Reminder, delivery: Delivery) -> None:
+    async def _send(self, lease: Lease, reminder: Reminder, delivery: Delivery) -> None:
         """Try the level's channels in order, from where earlier attempts stopped."""
         names = reminder.channels.split(",")
         skipped: list[str] = []
@@ -201,33 +240,45 @@ class Dispatcher:
             if not channel.can_reach(delivery.recipient):
                 skipped.append(f"{name} cannot reach {delivery.recipient.code}")
                 continue
-            accepted = functools.partial(self._accepted, reminder, delivery, name, channel.label)
+            accepted = functools.partial(self._accepted, lease, reminder, delivery, name,
+                                         channel.label)
             why_not: list[str] = []
             try:
                 receipt = await self.channels.send(
-                    name, delivery, accepted, functools.partial(self._still_due, reminder, why_not))
+                    name, delivery, accepted,
+                    functools.partial(self._still_due, lease, reminder, why_not))
             except DeliveryError as exc:
                 notify_delivery_attempted(self.pm, delivery, None, exc)
                 if exc.retryable or index == len(names) - 1:
-                    await self._record_failure(reminder.id, (name, channel.label), exc.reason,
+                    await self._record_failure(lease, (name, channel.label), exc.reason,
                                                retryable=exc.retryable)
                     return
-                async with self.app.sessions.begin() as session:
-                    await records.fallback(session, reminder.id, (name, channel.label),
-                                           exc.reason, next_index=index + 1, user=self.app.user)
+                async with self.leases.recording(), self.app.sessions.begin() as session:
+                    moved = await records.fallback(session, lease, (name, channel.label),
+                                                   exc.reason, next_index=index + 1,
+                                                   user=self.app.user)
+                if not moved:
+                    self.summary.lost += 1
+                    return
                 log.warning("%s: %s refused it (%s); trying %s", reminder.key, name, exc.reason,
                             names[index + 1])
                 continue
-            if receipt is None:  # paid, settled or disputed while it waited for the channel
-                async with self.app.sessions.begin() as session:
-                    await records.cancelled(session, reminder.id, why_not[0], user=self.app.user)
-                self.summary.cancelled += 1
+            if receipt is None and lease.lost:  # another worker took it over
+                self.summary.lost += 1
+            elif receipt is None:  # paid, settled or disputed while it waited for the channel
+                await self._record_cancelled(lease, why_not[0])
             return
         reason = "no channel can reach the customer (" + "; ".join(skipped) + ")"
-        await self._record_failure(reminder.id, None, reason, retryable=False)
+        await self._record_failure(lease, None, reason, retryable=False)
 
-    async def _still_due(self, reminder: Reminder, why_not: list[str]) -> bool:
-        """Read the invoices again just before the channel takes the reminder."""
+    async def _still_due(self, lease: Lease, reminder: Reminder, why_not: list[str]) -> bool:
+        """Read the invoices again just before the channel takes the reminder;
+        and send nothing once another worker has taken the reminder over.
+        """
+        async with self.leases.recording(), self.app.sessions() as session:
+            if lease.lost or not await still_held(session, lease):
+                await stale(session, lease, "not sent")
+                return False
         async with self.app.sessions() as session:
             customer = await session.get(Customer, reminder.customer_id)
             assert customer is not None
@@ -244,26 +295,41 @@ class Dispatcher:
             why_not.append(reason)
         return reason is None
 
-    async def _accepted(self, reminder: Reminder, delivery: Delivery, name: str, label: str,
-                        receipt: Receipt) -> None:
+    async def _accepted(self, lease: Lease, reminder: Reminder, delivery: Delivery, name: str,
+                        label: str, receipt: Receipt) -> None:
         notify_delivery_attempted(self.pm, delivery, receipt, None)
-        await self._record_sent(reminder, delivery, name, label, receipt)
+        await self._record_sent(lease, reminder, delivery, name, label, receipt)
 
-    async def _record_sent(self, reminder: Reminder, delivery: Delivery, name: str, label: str,
-                           receipt: Receipt) -> None:
+    async def _record_sent(self, lease: Lease, reminder: Reminder, delivery: Delivery, name: str,
+                           label: str, receipt: Receipt) -> None:
         stamp = reminder.as_of or self.app.settings.today()
-        async with self.app.sessions.begin() as session:
-            await records.sent(session, reminder.id, delivery, channel=name, label=label,
-                               receipt=receipt, stamp=stamp, user=self.app.user)
+        async with self.leases.recording(), self.app.sessions.begin() as session:
+            recorded = await records.sent(session, lease, delivery, channel=name, label=label,
+                                          receipt=receipt, stamp=stamp, user=self.app.user)
+        if not recorded:
+            self.summary.lost += 1
+            return
         self.summary.sent[name] += 1
         log.info("%s sent by %s (%s)", reminder.key, name, receipt.reference)
 
-    async def _record_failure(self, reminder_id: int, channel: tuple[str, str] | None,
+    async def _record_cancelled(self, lease: Lease, reason: str) -> None:
+        async with self.leases.recording(), self.app.sessions.begin() as session:
+            recorded = await records.cancelled(session, lease, reason, user=self.app.user)
+        if recorded:
+            self.summary.cancelled += 1
+        else:
+            self.summary.lost += 1
+
+    async def _record_failure(self, lease: Lease, channel: tuple[str, str] | None,
                               reason: str, *, retryable: bool) -> None:
-        async with self.app.sessions.begin() as session:
+        reminder_id = lease.reminder_id
+        async with self.leases.recording(), self.app.sessions.begin() as session:
             outcome = await records.failed(
-                session, reminder_id, self.app.settings.daemon, channel=channel, reason=reason,
+                session, lease, self.app.settings.daemon, channel=channel, reason=reason,
                 retryable=retryable, user=self.app.user)
+        if outcome is None:
+            self.summary.lost += 1
+            return
         if outcome == outbox.FAILED:
             self.summary.failed += 1
             self.summary.reasons.append(f"reminder {reminder_id}: {reason}")

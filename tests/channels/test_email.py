@@ -91,8 +91,13 @@ async def test_reprint_is_a_new_message_pointing_at_the_original(
     original = await channel.send(make_delivery())
     reprint = await channel.send(make_delivery(reprint=True))
 
-    assert reprint.reference != original.reference
-    assert smtp_server.handler.messages[1].message["References"] == original.reference
+    first, copy = (m.message for m in smtp_server.handler.messages)
+    assert reprint.reference == copy["Message-ID"] != original.reference
+    assert first["Message-ID"] == original.reference
+    # The mail client threads the copy under the original by these two headers.
+    assert copy["In-Reply-To"] == original.reference
+    assert copy["References"] == original.reference
+    assert first["In-Reply-To"] is None and first["References"] is None
 
 
 async def test_letter_and_invoice_copy_are_separate_attachments(

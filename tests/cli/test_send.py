@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import query
 from helpers import SAMPLE, Cli, write_settings
 from servers import (  # noqa: F401 - fixtures
     CupsServer,
@@ -18,6 +19,9 @@ from servers import (  # noqa: F401 - fixtures
     smtp_server,
     tls_files,
 )
+from sqlalchemy import select
+
+from relances.daemon.models import Reminder
 
 
 def channels(level1: list[str], **options: dict[str, Any]) -> dict[str, Any]:
@@ -112,13 +116,96 @@ def test_transient_smtp_failure_is_retried_later_and_nothing_stamped(
     cli = make_cli(tmp_path, database_url, channels(["email"], email=smtp_server.channel_options()))
     cli("escalate --customer INT01 --as-of 22/11/2024")
     smtp_server.handler.data_replies.append("451 4.3.0 try again later")
-    result = cli("send --customer INT01 --as-of 22/11/2024")
+    result = cli("send --customer INT01 --as-of 22/11/2024 --retry-for 0")
     assert "0 sent, 0 failed, 1 to retry later" in result.stdout
     assert "451" in result.stderr
     row = listed(cli, "INT01")
     assert row["last_reminded_on"] == "2024-11-19"  # the imported date, untouched
     assert "nouvel essai dans" in cli("history COD_F1026").stdout
     assert smtp_server.handler.messages == []
+
+
+def outbox_rows(url: str) -> list[tuple[str, str, int]]:
+    """(key, state, attempts) of every reminder in the outbox."""
+    return [tuple(row) for row in query(url, select(Reminder.key, Reminder.state,
+                                                    Reminder.attempts).order_by(Reminder.id))]
+
+
+def failure_and_sent_lines(cli: Cli, number: str) -> list[str]:
+    return [line for line in cli(f"history {number}").stdout.splitlines()
+            if "Échec" in line or "Relance niveau" in line]
+
+
+def test_send_retries_a_transient_failure_until_the_letter_leaves(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    overrides = channels(["email"], email=smtp_server.channel_options())
+    overrides["daemon.retry_base_seconds"] = 1
+    cli = make_cli(tmp_path, database_url, overrides)
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    smtp_server.handler.data_replies.append("451 4.3.0 try again later")
+    result = cli("send --customer INT01 --as-of 22/11/2024")
+    assert "1 sent (1 by email), 0 failed, 0 to retry later" in result.stdout
+    assert "waiting for a retry at" in result.stderr
+    (received,) = smtp_server.handler.messages
+    assert received.rcpt_tos == ["compta@intel.example"]
+    sent, refused = failure_and_sent_lines(cli, "COD_F1026")  # newest first
+    assert "451" in refused and "nouvel essai dans" in refused
+    assert "Échec" not in sent and "Relance niveau 1 (Email)" in sent
+    assert listed(cli, "INT01")["last_reminded_on"] == "2024-11-22"
+    assert outbox_rows(database_url) == [("letter:COD_F1026:1:email", "sent", 2)]
+
+
+def test_a_later_send_sends_what_a_transient_failure_left_pending(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["email"], email=smtp_server.channel_options()))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    smtp_server.handler.data_replies.append("451 4.3.0 try again later")
+    assert "1 to retry later" in cli("send --customer INT01 --as-of 22/11/2024 "
+                                     "--retry-for 0").stdout
+    assert smtp_server.handler.messages == []
+    # Its retry is a minute away (daemon.retry_base_seconds); with no daemon
+    # running, the next `send` for the customer is what sends it.
+    preview = cli("send --customer INT01 --as-of 22/11/2024 --dry-run").stdout
+    assert "1 waiting for a retry would be sent again" in preview
+    out = cli("send --customer INT01 --as-of 22/11/2024").stdout
+    assert "1 sent (1 by email), 0 failed, 0 to retry later" in out
+    assert len(smtp_server.handler.messages) == 1
+    assert outbox_rows(database_url) == [("letter:COD_F1026:1:email", "sent", 2)]
+    assert listed(cli, "INT01")["last_reminded_on"] == "2024-11-22"
+
+
+def test_force_sends_again_through_the_same_outbox_row(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["email"], email=smtp_server.channel_options()))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    cli("send --customer INT01 --as-of 22/11/2024")
+    assert "1 sent (1 by email)" in cli("send --customer INT01 --as-of 23/11/2024 --force").stdout
+
+    assert outbox_rows(database_url) == [("letter:COD_F1026:1:email", "sent", 1)]
+    first, again = (m.message for m in smtp_server.handler.messages)
+    # A new message (a server drops a repeated Message-ID), in the first one's thread.
+    assert again["Message-ID"] != first["Message-ID"]
+    assert again["In-Reply-To"] == again["References"] == first["Message-ID"]
+    history = cli("history COD_F1026").stdout
+    assert history.count("Relance niveau 1 (Email)") == 2
+    assert again["Message-ID"].strip("<>") in history
+    assert listed(cli, "INT01")["last_reminded_on"] == "2024-11-23"
+
+
+def test_reprint_by_email_replies_to_the_original_message(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> None:
+    cli = make_cli(tmp_path, database_url, channels(["email"], email=smtp_server.channel_options()))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    cli("send --customer INT01 --as-of 22/11/2024")
+    out = cli("reprint COD_F1026").stdout
+    original, reprint = (m.message for m in smtp_server.handler.messages)
+    assert f"COD_F1026: reprinted by email ({reprint['Message-ID']})" in out
+    assert reprint["Message-ID"] != original["Message-ID"]
+    assert reprint["In-Reply-To"] == original["Message-ID"]
+    assert reprint["References"] == original["Message-ID"]
+    assert reprint["Subject"].endswith("(duplicata)")
+    assert next(reprint.iter_attachments()).get_content() == \
+        next(original.iter_attachments()).get_content()
 
 
 def test_statement_covers_every_overdue_invoice(
