@@ -189,6 +189,22 @@ class DaemonSettings(_Model):
     watchdog: bool = True
 
 
+class WebSettings(_Model):
+    """The web screen (``relances web``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    # The key that signs session cookies, shared by every instance; the
+    # environment's RELANCES_WEB_SECRET wins; null: generated in data_dir.
+    session_secret_file: Path | None = None
+    idle_minutes: int = Field(30, ge=1)
+    # Cookies only over HTTPS: set it behind a reverse proxy with TLS.
+    secure_cookies: bool = False
+    login_attempts: int = Field(5, ge=1)
+    login_window_seconds: int = Field(300, ge=1)
+    page_size: int = Field(50, ge=10, le=1000)
+
+
 class Settings(_Model):
     """The whole configuration, as validated from ``settings.yaml``."""
 
@@ -205,6 +221,7 @@ class Settings(_Model):
     channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"archive": dict[str, Any]()})
     schedule: ScheduleSettings = ScheduleSettings()
     daemon: DaemonSettings = DaemonSettings()
+    web: WebSettings = WebSettings()
 
     # Where the file was read from; relative paths are resolved against it.
     source: Path | None = Field(None, exclude=True)

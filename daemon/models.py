@@ -406,3 +406,35 @@ class InvoiceStatus(Base):
     source: Mapped[str] = mapped_column(String(300))
     read_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     read_by: Mapped[str] = mapped_column(String(100))
+
+
+# The web screen's roles, each allowing what the ones before it allow.
+ROLES = ("lecture", "gestion", "envoi", "admin")
+
+
+class User(Base):
+    """A person who logs in to the web screen; the password is kept as an argon2 hash."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role_known"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ApiToken(Base):
+    """A program's key to the JSON API: only the token's SHA-256 is kept; revoked, never deleted."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role_known"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,7 +2,8 @@
 # Prepare a Debian machine for Relances: the system libraries WeasyPrint
 # needs (Pango, HarfBuzz's subsetter, fonts), the real servers the tests
 # talk to (CUPS with the cups-pdf printer, HylaFAX, PostgreSQL client
-# tools), then a virtual environment in .venv with the project installed.
+# tools, Chromium for the web screen's browser tests), then a virtual
+# environment in .venv with the project installed.
 #
 #   scripts/setup.sh            runtime only
 #   scripts/setup.sh --test     also the test extras
@@ -23,6 +24,7 @@ TEST_PACKAGES=(
     hylafax-server hylafax-client
     postgresql-client
     zbar-tools
+    chromium
 )
 
 missing() {

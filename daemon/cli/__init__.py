@@ -10,9 +10,12 @@ that command runs; one module per group of commands: ``setup`` (init,
 check-config), ``ledger`` (imports, payments, holds, notes, levels),
 ``table`` (the reminders table, a customer, an invoice, its history),
 ``escalate``, ``letters`` (preview, report), ``send`` (send, reprint),
-``daemon`` (the service, its status), ``plugins``.
+``daemon`` (the service, its status), ``plugins``, ``imports`` (the books
+and the bank), ``bank`` (the review queue), ``users`` (accounts and API
+tokens of the web screen) and ``web`` (serves it).
 
-May import every stage and the foundation; nothing imports it, and
+May import every stage, the web screen and the foundation; nothing
+imports it, and
 ``relances daemon`` starts :mod:`relances.daemon.service` from here.
 """
 

@@ -63,6 +63,7 @@ COMMANDS: dict[str, str] = {
     "send": "send", "reprint": "send",
     "daemon": "daemon", "status": "daemon",
     "plugins": "plugins", "bank": "bank",
+    "user": "users", "web": "web",
 }
 
 

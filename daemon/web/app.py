@@ -1,0 +1,113 @@
+"""The ASGI application of the web screen: its middleware, routes and error pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import quote
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from relances.daemon.storage import App
+from relances.daemon.web import actions, api, login, pages
+from relances.daemon.web.auth import CsrfRefused, Forbidden, LoginRequired, NotFound
+from relances.daemon.web.guard import LoginLimiter, security_headers
+from relances.daemon.web.rendering import STATIC, Pages
+from relances.daemon.web.sessions import COOKIE, SessionCodec, session_secret
+
+
+def _version() -> str:
+    try:
+        return version("relances")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(app: App, *, secret: str | None = None) -> FastAPI:
+    """The web screen over ``app``'s settings and database; closes the database on shutdown."""
+    settings = app.settings.web
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await app.ready()
+        try:
+            yield
+        finally:
+            await app.close()
+
+    web = FastAPI(title="Relances", version=_version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None,
+                  description="Relances' JSON API: the reminders table, invoices, customers, "
+                              "payments and holds. Send `Authorization: Bearer TOKEN` "
+                              "(`relances user token NAME --role …`).")
+    web.state.relances = app
+    web.state.pages = Pages()
+    web.state.codec = SessionCodec(secret or session_secret(app.settings),
+                                   idle_seconds=settings.idle_minutes * 60)
+    web.state.limiter = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
+
+    async def session_cookie(request: Request,
+                             call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.startswith("/static/"):
+            return await call_next(request)
+        codec: SessionCodec = web.state.codec
+        session = codec.read(request.cookies.get(COOKIE))
+        request.state.session = session
+        response = await call_next(request)
+        if _is_api(request):
+            # The API changes nothing on a cookie's word (bearer tokens only), and sets none.
+            return response
+        response.set_cookie(COOKIE, codec.write(session), httponly=True, samesite="lax",
+                            secure=settings.secure_cookies, path="/")
+        return response
+
+    # The last added runs first: the headers go on every answer, error pages included.
+    web.middleware("http")(session_cookie)
+    web.middleware("http")(security_headers)
+    web.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in (login, pages, actions, api):
+        web.include_router(module.router)
+    _error_pages(web)
+    return web
+
+
+def _error_pages(web: FastAPI) -> None:
+    def page(request: Request, status: int, title: str, text: str) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": text}, status_code=status)
+        pages_: Pages = web.state.pages
+        return pages_.render(request, "error.html", status_code=status, title=title, text=text)
+
+    @web.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": "authentification requise"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/relances"
+        return RedirectResponse(f"/login?suivant={quote(target, safe='')}", status_code=303)
+
+    @web.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        return page(request, 403, "Accès refusé",
+                    f"Votre rôle ne permet pas cette action (rôle « {exc.needed} » requis).")
+
+    @web.exception_handler(CsrfRefused)
+    async def csrf_refused(request: Request, exc: CsrfRefused) -> Response:
+        return page(request, 403, "Formulaire refusé",
+                    "Ce formulaire a expiré ou ne vient pas de cette page : "
+                    "rechargez la page et recommencez.")
+
+    @web.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return page(request, 404, "Introuvable", str(exc))

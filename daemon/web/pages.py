@@ -1,0 +1,141 @@
+"""The pages that show: the reminders table, a customer's card, an invoice.
+
+Each reads through the functions the command line's ``list``,
+``customer`` and ``invoice`` call (the ledger's ``book`` and ``listing``,
+with ``screens`` for the filters, sorting and paging of the table).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relances.daemon import formatting as fmt
+from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import book, screens
+from relances.daemon.ledger.parsing import parse_amount
+from relances.daemon.web.auth import NotFound, PageViewer, relances
+from relances.daemon.web.rendering import Pages
+
+router = APIRouter(include_in_schema=False)
+
+# The seed's columns, each with the sort key of its header link (None: not sortable).
+COLUMNS = (("Code", "code"), ("Affilié", None), ("Nom", "nom"), ("email", None),
+           ("Date Fac.", "date"), ("N° Fac.", "numero"), ("Affect.", None), ("Repr.", None),
+           ("Total Fac.", "total"), ("Reste", "reste"), ("Échéance", "echeance"),
+           ("Ech.", None), ("Rglmt.", None), ("Relancé le", "relance"), ("N", "niveau"))
+
+
+def _pages(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+def table_filter(request: Request) -> tuple[screens.TableFilter, dict[str, str], list[str]]:
+    """The filter a URL asks for, the parameters to keep in links, and what was not understood."""
+    q = request.query_params
+    params = {k: q.get(k, "").strip() for k in ("client", "niveau", "litige", "min", "max",
+                                                  "tri", "ordre")}
+    wrong: list[str] = []
+    level = None
+    if params["niveau"]:
+        if params["niveau"] in ("0", "1", "2", "3"):
+            level = int(params["niveau"])
+        else:
+            wrong.append("niveau")
+            params["niveau"] = ""
+    amounts: dict[str, Decimal | None] = {"min": None, "max": None}
+    for key in amounts:
+        if params[key]:
+            try:
+                amounts[key] = parse_amount(params[key])
+            except ValueError:
+                wrong.append("montant")
+                params[key] = ""
+    on_hold = {"oui": True, "non": False}.get(params["litige"])
+    if on_hold is None:
+        params["litige"] = ""
+    return screens.TableFilter(customer=params["client"] or None, level=level, on_hold=on_hold,
+                               min_remaining=amounts["min"],
+                               max_remaining=amounts["max"]), params, wrong
+
+
+def _page_number(request: Request) -> int:
+    try:
+        return max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@router.get("/relances")
+async def reminders(request: Request, viewer: PageViewer) -> Response:
+    app = relances(request)
+    wanted, params, wrong = table_filter(request)
+    sort = params["tri"] if params["tri"] in screens.SORTS else screens.DEFAULT_SORT
+    descending = params["ordre"] == "desc"
+    today = app.settings.today()
+    async with app.sessions() as session:
+        page = await screens.reminders_page(
+            session, app.settings, as_of=today, wanted=wanted, sort=sort, descending=descending,
+            page=_page_number(request), page_size=app.settings.web.page_size)
+    for what in wrong:
+        request.state.session.flash(f"Filtre ignoré : {what} illisible.", "error")
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return _pages(request).render(
+        request, "relances.html", page=page, params=params, columns=COLUMNS, sort=sort,
+        descending=descending, today=today, here=here)
+
+
+def _history(app: Any, steps: list[book.Step]) -> list[dict[str, Any]]:
+    lines = []
+    for step in steps:
+        day, time = fmt.local_time(step.at, app.settings.zone)
+        lines.append({"date": day, "heure": time, "action": step.action, "user": step.user,
+                      "reference": step.reference or ""})
+    return lines
+
+
+@router.get("/clients/{code:path}")
+async def customer_card(code: str, request: Request,
+                        viewer: PageViewer) -> Response:
+    app = relances(request)
+    today = app.settings.today()
+    async with app.sessions() as session:
+        try:
+            customer = await book.customer_by_code(session, code)
+        except LedgerError:
+            raise NotFound(f"Aucun client de code « {code} ».") from None
+        invoices = await screens.open_invoices_of(session, customer)
+        due = await book.amount_due(session, customer)
+        notes = await book.notes_of(session, customer)
+        steps = await book.customer_history(session, customer)
+    overdue = sum((i.remaining for i in invoices if i.due_date < today), Decimal(0))
+    return _pages(request).render(
+        request, "client.html", customer=customer, invoices=invoices, due=due, overdue=overdue,
+        today=today, notes=[(fmt.local_time(n.at, app.settings.zone), n) for n in notes],
+        history=_history(app, steps), here=request.url.path)
+
+
+@router.get("/factures/{number:path}")
+async def invoice_detail(number: str, request: Request,
+                         viewer: PageViewer) -> Response:
+    app = relances(request)
+    today = app.settings.today()
+    async with app.sessions() as session:
+        try:
+            invoice = await book.invoice_by_number(session, number)
+        except LedgerError:
+            raise NotFound(f"Aucune facture n° « {number} ».") from None
+        customer = await book.customer_of(session, invoice)
+        steps = await book.invoice_history(session, invoice.id)
+        payments = await screens.payments_of(session, invoice)
+    overdue = (today - invoice.due_date).days
+    on_hold = invoice.on_hold and (invoice.hold_until is None or invoice.hold_until >= today)
+    return _pages(request).render(
+        request, "facture.html", invoice=invoice, customer=customer, payments=payments,
+        history=_history(app, steps), overdue=overdue, on_hold=on_hold, today=today,
+        here=request.url.path)

@@ -1,0 +1,142 @@
+"""The forms that change the ledger: each one works, writes the history with the
+logged-in user's name, and is refused to a role that may not use it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import Cli
+
+from relances.daemon.web.accounts import allows
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r'<tr data-facture="([^"]+)"', html)
+
+
+def test_setting_a_level_from_the_table(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances?client=DAN01")
+    response = browser.post("/actions/niveau", {"numero": "COD_F1023", "niveau": "2",
+                                                "retour": "/relances?client=DAN01"})
+    assert response.status_code == 303 and response.headers["location"] == "/relances?client=DAN01"
+    page = browser.get("/relances?client=DAN01").text
+    assert "COD_F1023 : niveau 0 → 2." in page
+    assert '<option value="2" selected>2</option>' in page
+    assert rows(browser.get("/relances?niveau=2").text) == ["COD_F1023"]
+    # The same history line as `relances set-level`, under the web user's name.
+    history = people(["history", "COD_F1023"]).stdout
+    assert re.search(r"Niveau modifié à la main : 0 → 2\s+gestion", history), history
+
+
+def test_a_full_payment_takes_the_row_out_of_the_table(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances")
+    browser.post("/actions/reglement", {"numero": "COD_F1026", "montant": "680,40",
+                                        "date": "01/12/2026", "mode": "chèque",
+                                        "reference": "CHQ-99", "retour": "/relances"})
+    page = browser.get("/relances").text
+    assert "COD_F1026 : règlement de 680,40 € enregistré, facture soldée." in page
+    assert "COD_F1026" not in rows(page)
+    detail = browser.get("/factures/COD_F1026").text
+    assert "réglée" in detail and "CHQ-99" in detail and "01/12/2026" in detail
+    assert "Règlement de 680,40 € reçu le 01/12/2026 (soldée)" in detail
+    assert re.search(r"Règlement de 680,40 € reçu le 01/12/2026 \(soldée\)\s+gestion",
+                     people(["history", "COD_F1026"]).stdout)
+
+
+def test_a_partial_payment_lowers_what_remains(as_role) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances")
+    browser.post("/actions/reglement", {"numero": "COD_F1023", "montant": "53,06",
+                                        "retour": "/relances"})
+    page = browser.get("/relances").text
+    assert "reste 200,00 €" in page
+    assert rows(page)[0] == "COD_F1023" and 'value="200,00"' in page
+
+
+def test_a_payment_the_ledger_refuses_changes_nothing(as_role) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances")
+    for amount, message in (("9999", "exceeds"), ("cent", "amount"), ("-5", "positive")):
+        browser.post("/actions/reglement", {"numero": "COD_F1023", "montant": amount,
+                                            "retour": "/relances"})
+        page = browser.get("/relances").text
+        assert 'class="message error"' in page and message in page.lower(), amount
+    assert "Aucun règlement." in browser.get("/factures/COD_F1023").text
+    browser.post("/actions/reglement", {"numero": "NOPE", "retour": "/relances"})
+    assert "no invoice numbered &#39;NOPE&#39;" in browser.get("/relances").text
+
+
+def test_hold_and_release(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances")
+    browser.post("/actions/litige", {"numero": "EV-1", "motif": "<b>contesté</b>",
+                                     "retour": "/relances"})
+    page = browser.get("/relances?litige=oui").text
+    assert rows(page) == ["EV-1"]
+    assert "&lt;b&gt;contesté&lt;/b&gt;" in page and "<b>contesté" not in page
+    assert "Lever le litige" in page
+    assert "EV-1" not in rows(browser.get("/relances?litige=non").text)
+    browser.post("/actions/fin-litige", {"numero": "EV-1", "retour": "/relances"})
+    assert rows(browser.get("/relances?litige=oui").text) == []
+    history = people(["history", "EV-1"]).stdout
+    assert re.search(r"Fin de litige\s+gestion", history) and "Mise en litige" in history
+
+
+def test_a_hold_needs_a_reason(as_role) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances")
+    browser.post("/actions/litige", {"numero": "EV-1", "motif": " ", "retour": "/relances"})
+    assert "indiquez le motif du litige" in browser.get("/relances").text
+    assert rows(browser.get("/relances?litige=oui").text) == []
+
+
+def test_a_note_on_the_customer_card(as_role) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/clients/INT01")
+    response = browser.post("/actions/note", {"client": "INT01", "type": "call",
+                                              "texte": "Promet un virement <vendredi>",
+                                              "retour": "/clients/INT01"})
+    assert response.headers["location"] == "/clients/INT01"
+    page = browser.get("/clients/INT01").text
+    assert "INT01 : note enregistrée." in page
+    assert "<strong>Appel</strong> — gestion : Promet un virement &lt;vendredi&gt;" in page
+
+
+def test_a_form_goes_back_only_to_this_site(as_role) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances")
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        response = browser.post("/actions/niveau", {"numero": "COD_F1023", "niveau": "1",
+                                                    "retour": target})
+        assert response.headers["location"] == "/relances", target
+
+
+ACTIONS = [
+    ("/actions/niveau", {"numero": "COD_F1023", "niveau": "3"}),
+    ("/actions/reglement", {"numero": "COD_F1023", "montant": "253,06"}),
+    ("/actions/litige", {"numero": "COD_F1023", "motif": "contesté"}),
+    ("/actions/fin-litige", {"numero": "COD_F1023"}),
+    ("/actions/note", {"client": "DAN01", "texte": "appel"}),
+]
+
+
+@pytest.mark.parametrize("role", ["lecture", "gestion", "envoi", "admin"])
+def test_every_action_checks_the_role_on_the_server(as_role, people: Cli, role: str) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role(role)
+    browser.get("/relances")
+    for path, form in ACTIONS:
+        response = browser.post(path, {**form, "retour": "/relances"})
+        if allows(role, "gestion"):
+            assert response.status_code == 303, path
+        else:
+            assert response.status_code == 403, path
+            assert "Accès refusé" in response.text and "gestion" in response.text
+    history = people(["history", "COD_F1023"]).stdout
+    notes = people(["customer", "DAN01"]).stdout
+    if allows(role, "gestion"):
+        assert role in history and "appel" in notes
+    else:  # nothing was written
+        assert "(aucune étape)" in history and "(aucune)" in notes
