@@ -123,17 +123,21 @@ def invoice_fields(settings: Settings, invoice: Invoice, *, as_of: dt.date,
     }
 
 
-def _totals(invoices: list[dict[str, Any]]) -> dict[str, Any]:
+def _totals(invoices: list[dict[str, Any]], credit: Decimal) -> dict[str, Any]:
     def add(key: str) -> Decimal:
         return sum((i[key] for i in invoices), ZERO)
 
+    amount_due = add("amount_due")
     return {
         "count": len(invoices),
         "total": add("total"),
         "remaining": add("remaining"),
         "interest": add("interest"),
         "indemnity": add("indemnity"),
-        "amount_due": add("amount_due"),
+        "amount_due": amount_due,
+        # An overpayment kept for the customer is set against what a statement asks.
+        "credit": credit,
+        "to_pay": max(amount_due - credit, ZERO),
     }
 
 
@@ -160,7 +164,8 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
                            is_consumer=customer.is_consumer) for i in invoices]
     lc = settings.late_charges
     key = invoices[0].number if kind == "letter" else customer.name
-    totals = _totals(rows)
+    credit = customer.credit or ZERO
+    totals = _totals(rows, credit if kind == "statement" and credit > 0 else ZERO)
     # A letter is paid under its invoice's reference, a statement under its own.
     reference = (_reference_of(invoices[0]) if kind == "letter"
                  else _statement_reference(customer, as_of))
@@ -179,7 +184,7 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
         "invoice": rows[0] if kind == "letter" else None,
         "invoices": rows,
         "totals": totals,
-        "payment": payment_fields(settings, reference=reference, amount=totals["amount_due"]),
+        "payment": payment_fields(settings, reference=reference, amount=totals["to_pay"]),
         "late_charges": {
             "claimed": claim,
             "annual_rate": lc.annual_rate,

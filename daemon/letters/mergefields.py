@@ -82,11 +82,14 @@ LETTER_FIELDS: dict[str, str] = {
     "totals.remaining": "sum still due",
     "totals.interest": "sum of the interest claimed",
     "totals.indemnity": "sum of the indemnities claimed",
-    "totals.amount_due": "what the letter asks for: remaining + charges",
+    "totals.amount_due": "remaining + charges",
+    "totals.credit": "the customer's credit (an overpayment kept for them) set against it, on a "
+                     "statement; 0 on a letter",
+    "totals.to_pay": "what the document asks for: `amount_due` less `credit`, never below 0",
     "payment.reference": "the creditor reference (ISO 11649) the transfer should quote, grouped "
                          "by four: the invoice's for a letter, the statement's own for a "
                          "statement (customer and date)",
-    "payment.amount": "what the document asks for (`totals.amount_due`), the QR code's amount",
+    "payment.amount": "what the document asks for (`totals.to_pay`), the QR code's amount",
     "payment.iban": "the sender's IBAN grouped by four, or empty when `sender.iban` is not set",
     "payment.bic": "the sender's BIC, without spaces",
     "payment.qr": "a `data:` URI of the EPC QR code (SEPA credit transfer) as SVG, for an "

@@ -12,10 +12,12 @@ import logging
 import os
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from babel.numbers import format_currency
 from letters_fixtures import (  # noqa: F401
     AS_OF,
     SENDER,
@@ -167,6 +169,29 @@ async def test_statement_asks_for_the_total_under_its_own_reference(
     assert lines[6] == IBAN_COMPACT
     assert lines[7] == f"EUR{amount:.2f}"
     assert lines[8:] == ["", reference, ""]
+
+
+async def test_a_customers_credit_is_set_against_the_next_statement(
+        sessions: Sessions, settings: Settings, tmp_path: Path) -> None:
+    async with sessions.begin() as session:
+        customer = (await session.execute(
+            select(Customer).where(Customer.code == "INT01"))).scalar_one()
+        customer.credit = Decimal("80.40")
+    async with sessions() as session:
+        job = await prepare_statement(session, settings, "INT01", as_of=AS_OF, level=2)
+        letter = await prepare_letter(session, settings, "COD_F1026", as_of=AS_OF, level=2)
+    totals = job.context["totals"]
+    assert totals["credit"] == Decimal("80.40")
+    assert totals["to_pay"] == totals["amount_due"] - Decimal("80.40")
+    assert job.context["payment"]["amount"] == totals["to_pay"]
+    assert letter.context["totals"]["credit"] == 0  # a letter asks for its invoice
+    pdf = Renderer(settings, workers=1).render_sync(job).pdf
+    text = one_line(pdf)
+    assert "Crédit en votre faveur (trop-perçu) − 80,40 €" in text
+    shown = " ".join(format_currency(totals["to_pay"], "EUR", locale="fr_FR").split())
+    assert f"Total à régler {shown}" in text
+    payload = decode_qr(pdf, tmp_path / "qr")
+    assert payload is not None and payload.split("\n")[7] == f"EUR{totals['to_pay']:.2f}"
 
 
 async def test_english_letter_says_the_same(sessions: Sessions, settings: Settings) -> None:
