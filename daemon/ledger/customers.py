@@ -1,7 +1,8 @@
 """Customers as the books name them: created on first sight, kept up to date.
 
 An empty cell never erases what a customer import or a person set; a
-change of kind writes a line in the customer's history.
+SIREN or VAT number makes a business only of a customer whose kind is not
+known; a change of kind writes a line in the customer's history.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.ledger.bulk import CHUNK, bulk_insert, history_row, uniform
-from relances.daemon.ledger.kinds import KIND_LABELS
+from relances.daemon.ledger.kinds import KIND_LABELS, implied_kind
 from relances.daemon.ledger.readers import InvoiceRow
 from relances.daemon.ledger.rowstore import customer_values, fold_customer
 from relances.daemon.models import Customer, HistoryEntry, utcnow
@@ -58,13 +59,16 @@ async def sync_customers(session: AsyncSession, settings: Settings,
         found.update({r[0]: (r[1], dict(zip(compared, r[2:], strict=True))) for r in result})
     now = utcnow()
     new = [{"code": code, "name": values.get("name", code),
-            "kind": values.get("kind", settings.customers.default_kind),
+            "kind": values.get("kind") or implied_kind(values, None)
+            or settings.customers.default_kind,
             **{k: v for k, v in values.items() if k not in {"name", "kind"}},
             "created_at": now, "updated_at": now}
            for code, values in wanted.items() if code not in found]
     changed, history = [], []
     for code, (customer_id, before) in found.items():
         diff = {k: v for k, v in wanted[code].items() if before[k] != v}
+        if implied := implied_kind(wanted[code], before["kind"]):
+            diff["kind"] = implied
         if diff:
             changed.append({"id": customer_id, **diff, "updated_at": now})
         if "kind" in diff:

@@ -267,14 +267,14 @@ def _invoice(where: str, root: Any, payment_terms_days: int) -> tuple[InvoiceRow
         remaining = total - (_amount(where, root, "TotalPrepaidAmount") or Decimal(0))
         if remaining < 0:
             raise LedgerError(f"{where}: ram:TotalPrepaidAmount is more than the total {total}")
-    code, customer, business = _buyer(where, root)
+    code, customer = _buyer(where, root)
     row = InvoiceRow(
         customer_code=code, customer_name=customer.get("name", ""), affiliate_code=None,
         email=customer.get("email"), number=number, invoice_date=issued,
         due_date=due or issued + dt.timedelta(days=payment_terms_days),
         total=total, remaining=remaining, payment_method=None, settlement=None,
         assignment=None, representative=None, level=0, last_reminded_on=None, pdf_path=None,
-        customer_kind="business" if business else None, where=where)
+        customer_kind=None, where=where)  # its SIREN or VAT number implies a business
     return row, customer
 
 
@@ -333,8 +333,9 @@ def _amount(where: str, root: Any, name: str) -> Decimal | None:
     return abs(value)  # -0.00 → 0.00
 
 
-def _buyer(where: str, root: Any) -> tuple[str, dict[str, Any], bool]:
-    """The customer code, the Customer columns, and whether a SIREN/SIRET was given."""
+def _buyer(where: str, root: Any) -> tuple[str, dict[str, Any]]:
+    """The customer code and the Customer columns (a SIREN or VAT number among them
+    makes a customer of unknown kind a business)."""
     buyer = root.find(BUYER, NS)
     if buyer is None:
         raise LedgerError(f"{where}: ram:BuyerTradeParty is missing")
@@ -356,7 +357,7 @@ def _buyer(where: str, root: Any) -> tuple[str, dict[str, Any], bool]:
     if not code:
         raise LedgerError(f"{where}: the buyer has no identifier (ram:BuyerTradeParty has no "
                           f"ram:ID, SIREN or VAT number): refused rather than matched on a name")
-    return code, customer, company is not None
+    return code, customer
 
 
 def _email(where: str, buyer: Any) -> str | None:

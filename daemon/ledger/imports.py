@@ -25,7 +25,7 @@ from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.book import add_history, invoice_file_name, record_payment
 from relances.daemon.ledger.cdar import read_cdar
 from relances.daemon.ledger.export import invoice_rows
-from relances.daemon.ledger.kinds import KIND_LABELS
+from relances.daemon.ledger.kinds import KIND_LABELS, implied_kind
 from relances.daemon.ledger.readers import customer_rows, payment_rows
 from relances.daemon.ledger.reconcile import InvoiceImport, apply_invoices
 from relances.daemon.ledger.statuses import CdarImport, apply_statuses
@@ -97,10 +97,13 @@ async def import_customers(session: AsyncSession, path: Path,
         if "ibans" in row.values:
             ibans[row.code] = row.values.pop("ibans")
         customer = existing.get(row.code)
+        if customer is not None and (implied := implied_kind(row.values, customer.kind)):
+            row.values["kind"] = implied
         if customer is None:
             if not row.values.get("name"):
                 raise LedgerError(f"{path}: customer {row.code}: a new customer needs a name")
-            values = {"kind": settings.customers.default_kind, **row.values}
+            values = {"kind": implied_kind(row.values, None) or settings.customers.default_kind,
+                      **row.values}
             customer = existing[row.code] = Customer(code=row.code, **values)
             session.add(customer)
             created += 1

@@ -4,10 +4,16 @@ A customer's kind decides what the law lets a letter claim: penalties and
 the recovery indemnity are for businesses and public buyers
 (``CHARGEABLE_KINDS``), never for consumers, and not for a customer
 nobody described (``unknown``).  A valid SIREN, SIRET or intra-EU VAT
-number says the customer is a business unless the file says otherwise.
+number says the customer is a business unless the file says otherwise —
+but only of a customer whose kind is not known yet (:func:`implied_kind`):
+a public buyer or a sole trader set as a consumer has a SIREN too, and what
+a person or a kind column said stands.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from stdnum import exceptions as stdnum_errors
 from stdnum.eu import vat
@@ -55,3 +61,11 @@ def parse_vat(text: str) -> str:
         return str(vat.validate(text))
     except stdnum_errors.ValidationError:
         raise ValueError(f"not a valid intra-EU VAT number: {text!r}") from None
+
+
+def implied_kind(values: Mapping[str, Any], current: str | None) -> str | None:
+    """``business`` when a file gives a SIREN or VAT number but no kind for a customer
+    whose kind is not known (``current``: None for a new customer); else None."""
+    if values.get("kind") or not (values.get("siren") or values.get("vat_number")):
+        return None
+    return "business" if current in (None, "unknown") else None

@@ -326,15 +326,14 @@ _CUSTOMER_PARSERS: dict[str, Callable[[str], Any]] = {
 
 
 def _customer_kind(cells: Cells, columns: dict[str, str], values: dict[str, Any]) -> str | None:
-    """The kind a row says: its kind column, its "particulier" column, else a
-    SIREN or VAT number makes a business; None when it says nothing."""
+    """The kind a row says in words: its kind column, its "particulier" column;
+    None when it says nothing (a SIREN or VAT number alone implies a business
+    only for a customer of unknown kind: :func:`~relances.daemon.ledger.kinds.implied_kind`)."""
     if cells.get("kind"):
         return str(_cell(cells, columns, "kind", parse_kind))
     if cells.get("is_consumer"):
         consumer = _cell(cells, columns, "is_consumer", parse_bool)
         return "consumer" if consumer else "business"
-    if values.get("siren") or values.get("vat_number"):
-        return "business"
     return None
 
 

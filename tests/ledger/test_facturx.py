@@ -49,7 +49,7 @@ def test_en16931_invoice_gives_every_field(tmp_path: Path, base_pdf: bytes) -> N
     assert row.due_date == dt.date(2024, 2, 14)  # the XML's, not 30 days after
     assert row.total == Decimal("1200.00")
     assert row.remaining == Decimal("900.00")  # 300 € prepaid
-    assert row.customer_kind == "business"
+    assert row.customer_kind is None  # the SIREN below makes a new customer a business
     assert row.email == "compta@martin.example"
     assert row.where == str(path)
     assert (row.affiliate_code, row.payment_method, row.pdf_path, row.level,
@@ -81,7 +81,7 @@ def test_buyer_with_a_siret_only(tmp_path: Path, base_pdf: bytes) -> None:
              '<ram:PostalTradeAddress><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress>')
     invoice = read_facturx(facturx_pdf(tmp_path, base_pdf, en16931_xml(buyer)))
     assert invoice.row.customer_code == "SIREN-732829320"
-    assert invoice.row.customer_kind == "business"
+    assert invoice.row.customer_kind is None  # the SIREN implies a business on import
     assert invoice.customer == {"name": "Martin", "country": "FR", "siren": "732829320"}
 
 

@@ -90,6 +90,34 @@ def test_a_kind_column_wins_over_a_siren(cli: Cli, tmp_path: Path) -> None:
     assert "(acheteur public, fr)" in cli("customer M1").stdout
 
 
+SIREN_HEADER = ("Code\tAffilié\tNom\temail\tDate Fac.\tN° Fac.\tAffect.\tRepr.\tTotal Fac.\t"
+                "Reste\tEchéance\tEch.\tRglmt.\tN-1\tRelancé le\tInfo Réin\tN\tSIREN")
+
+
+def test_a_siren_makes_a_business_only_of_a_customer_of_unknown_kind(
+        cli: Cli, tsv: Callable[..., Path], tmp_path: Path) -> None:
+    """A public buyer, or a sole trader a person set as a consumer, has a SIREN too:
+    a later file's SIREN column must not make them a business (and charge a consumer)."""
+    cli(["import", "invoices", str(tsv(ROW.format(code="ACME", number="F1"),
+                                       ROW.format(code="MAIRIE", number="F2"),
+                                       ROW.format(code="DUPONT", number="F3")))])
+    cli("customer MAIRIE --kind public")
+    cli("customer DUPONT --kind consumer")
+    export = tmp_path / "with-siren.tsv"
+    rows = [ROW.format(code=code, number=number) + f"\t{siren}" for code, number, siren in (
+        ("ACME", "F1", "732829320"), ("MAIRIE", "F2", "216901231"), ("DUPONT", "F3", "552120222"))]
+    export.write_text("\n".join([SIREN_HEADER, *rows]) + "\n", encoding="utf-8")
+    cli(["import", "invoices", str(export)])
+    assert "(professionnel, fr)" in cli("customer ACME").stdout  # was unknown
+    assert "(acheteur public, fr)" in cli("customer MAIRIE").stdout
+    assert "(particulier, fr)" in cli("customer DUPONT").stdout
+    assert CHARGES not in notice_text(cli, tmp_path, "F3")
+    customers = tmp_path / "customers.csv"
+    customers.write_text("code;name;siren\nDUPONT;Dupont Jean;552 120 222\n", encoding="utf-8")
+    cli(["import", "customers", str(customers)])
+    assert "(particulier, fr)" in cli("customer DUPONT").stdout
+
+
 def test_kinds_words_and_numbers() -> None:
     assert [parse_kind(w) for w in ("Professionnel", "B2B", "administration", "Particulier")] \
         == ["business", "business", "public", "consumer"]
