@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from stdnum import bic as stdnum_bic
+from stdnum import iban as stdnum_iban
 
 from relances.daemon.errors import ConfigError
 
@@ -86,6 +88,23 @@ class Sender(_Model):
     logo: str | None = None
     place: str | None = None
     signatory: str = ""
+
+    @field_validator("iban")
+    @classmethod
+    def _valid_iban(cls, value: str) -> str:
+        """An account the letters print and the QR code carries must be one: a typo
+        here would send every payment astray, or leave every letter without a QR code."""
+        if value.strip() and not stdnum_iban.is_valid(value):
+            raise ValueError(f"{value[:40]!r} is not a valid IBAN (its length or check digits "
+                             "are wrong)")
+        return value
+
+    @field_validator("bic")
+    @classmethod
+    def _valid_bic(cls, value: str) -> str:
+        if value.strip() and not stdnum_bic.is_valid(value):
+            raise ValueError(f"{value[:20]!r} is not a valid BIC (8 or 11 letters and digits)")
+        return value
 
 
 class DatabaseSettings(_Model):
@@ -334,7 +353,7 @@ def _error_line(error: Any, name: str, lines: dict[str, int]) -> str:
     while probe and line is None:
         line = lines.get(".".join(probe))
         probe.pop()
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     elif error["type"] == "missing":

@@ -27,7 +27,7 @@ SENDER = {
     "name": "Codial Démo SARL", "address": ["18 rue de la République"], "postal_code": "69002",
     "city": "Lyon", "siret": "123 456 789 00012", "vat_number": "FR12123456789",
     "phone": "04 72 00 00 00", "email": "compta@codial-demo.example",
-    "iban": "FR76 3000 4000 0500 0012 3456 789", "bic": "BNPAFRPPXXX",
+    "iban": "FR76 3000 4000 5000 0123 4567 871", "bic": "BNPAFRPPXXX",
     "signatory": "Pascal Casseleux",
 }
 

@@ -19,16 +19,11 @@ from typing import Any
 import segno
 from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
-from stdnum.exceptions import ValidationError
 
 from relances.daemon.config import Settings
 from relances.daemon.ledger.references import epc_qr_payload, format_reference
 
 log = logging.getLogger(__name__)
-
-# An IBAN that does not validate gets no QR code, and one warning per process.
-_WARNED: set[str] = set()
-
 
 def qr_svg(payload: str) -> bytes:
     """The QR code of ``payload``: UTF-8, error correction level M as EPC069-12 asks
@@ -44,35 +39,15 @@ def svg_data_uri(svg: bytes) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
 
 
-def _account(settings: Settings) -> tuple[str, str] | None:
-    """The sender's IBAN and BIC, compact, when the IBAN validates; None otherwise."""
-    iban = stdnum_iban.compact(settings.sender.iban)
-    bic = stdnum_bic.compact(settings.sender.bic)
-    try:
-        stdnum_iban.validate(iban)
-        if bic:
-            stdnum_bic.validate(bic)
-    except ValidationError as exc:
-        key = f"{iban}/{bic}"
-        if key not in _WARNED:
-            _WARNED.add(key)
-            log.warning("sender.iban %s / sender.bic %s: %s; letters show them but carry "
-                        "no payment QR code", settings.sender.iban, settings.sender.bic or "-",
-                        exc)
-        return None
-    return iban, bic
-
-
 def payment_fields(settings: Settings, *, reference: str, amount: Decimal) -> dict[str, Any]:
     """The ``payment`` merge fields: the reference to quote, the amount, the account, the QR."""
     iban = stdnum_iban.compact(settings.sender.iban)
     bic = stdnum_bic.compact(settings.sender.bic)
     qr = ""
-    account = _account(settings) if iban else None
-    if account is not None:
+    if iban:  # checked when the settings were loaded
         try:
-            payload = epc_qr_payload(bic=account[1], name=settings.sender.name,
-                                     iban=account[0], amount=amount, reference=reference)
+            payload = epc_qr_payload(bic=bic, name=settings.sender.name,
+                                     iban=iban, amount=amount, reference=reference)
         except ValueError as exc:  # nothing to pay (a credit), or too much for the code
             log.debug("no payment QR code for %s: %s", reference, exc)
         else:

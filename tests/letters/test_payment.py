@@ -8,7 +8,6 @@ the decoding tests skip, except under CI, where they fail.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relances.daemon.config import Settings
+from relances.daemon.errors import ConfigError
 from relances.daemon.ledger.references import (
     format_reference,
     invoice_reference,
@@ -214,19 +214,14 @@ async def test_no_iban_no_qr_code_and_no_reference_sentence(
     assert decode_qr(pdf, tmp_path / "qr") is None
 
 
-async def test_an_iban_that_does_not_validate_gets_no_qr_code(
-        sessions: Sessions, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(payment, "_WARNED", set())
-    settings = make_settings(tmp_path, sender={**SENDER, "iban": "FR76 3000 6000 0112 3456 7890 188"})
-    with caplog.at_level(logging.WARNING):
-        job, _ = await letter_job(sessions, settings, "COD_F1031", level=1)
-        await letter_job(sessions, settings, "COD_F1026", level=1)
-    assert job.context["payment"]["qr"] == ""
-    assert caplog.text.count("carry no payment QR code") == 1  # once, not per letter
-    text = one_line(Renderer(settings, workers=1).render_sync(job).pdf)
-    assert "IBAN FR76 3000 6000 0112 3456 7890 188" in text  # shown as configured
-    assert "Scannez" not in text
+def test_an_iban_that_does_not_validate_is_refused_at_load(tmp_path: Path) -> None:
+    """A typo in the seller's IBAN would send payments astray or leave every letter
+    without its QR code: the settings are refused, naming the key."""
+    with pytest.raises(ConfigError, match=r"sender\.iban: 'FR76 3000 6000 0112 3456 7890 188' "
+                                          r"is not a valid IBAN"):
+        make_settings(tmp_path, sender={**SENDER, "iban": "FR76 3000 6000 0112 3456 7890 188"})
+    with pytest.raises(ConfigError, match=r"sender\.bic: 'AGRIFRPP!' is not a valid BIC"):
+        make_settings(tmp_path, sender={**SENDER, "iban": IBAN, "bic": "AGRIFRPP!"})
 
 
 def test_qr_is_a_plain_svg_data_uri(settings: Settings) -> None:
