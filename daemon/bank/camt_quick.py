@@ -101,11 +101,11 @@ def quick_entry(values: str, *, account: str, position: int, where: str) -> list
     signed = Decimal(amount) if indicator == "CRDT" else -Decimal(amount)
     bank_reference = _clean(bank_ref, MAX_FIELD)
     identity = given_identity(account, bank_reference) or ""
-    entry = Entry(identity=identity, booked_on=booked_on, amount=signed, position=position,
-                  where=where, value_date=value_date, currency=currency,
-                  text=_clean(info, MAX_TEXT), bank_reference=bank_reference or None)
+    info = _clean(info, MAX_TEXT)
     if transactions == "0":
-        return [entry]
+        return [Entry(identity=identity, booked_on=booked_on, amount=signed, position=position,
+                      where=where, value_date=value_date, currency=currency, text=info,
+                      bank_reference=bank_reference or None)]
     if ustrds not in ("0", "1") or refs not in ("0", "1"):
         return None
     credit = signed >= 0
@@ -116,7 +116,7 @@ def quick_entry(values: str, *, account: str, position: int, where: str) -> list
     party = (_clean(dbtr_nm, MAX_FIELD) or _clean(dbtr_pty_nm, MAX_FIELD)) if credit \
         else (_clean(cdtr_nm, MAX_FIELD) or _clean(cdtr_pty_nm, MAX_FIELD))
     reference = _clean(ref, MAX_FIELD) or None
-    text = _clean(ustrd, MAX_TEXT) or _clean(addtl, MAX_TEXT) or entry.text
+    text = _clean(ustrd, MAX_TEXT) or _clean(addtl, MAX_TEXT) or info
     end_to_end = _clean(e2e, MAX_FIELD)
     end_to_end = end_to_end if given_identity(None, end_to_end) else ""
     tx_reference = _clean(tx_ref, MAX_FIELD)

@@ -45,8 +45,14 @@ _TOKEN = re.compile(r"[A-Za-z0-9]+")
 _SEGMENT = re.compile(r"[^A-Za-z0-9 \-]+")  # what spaces and dashes do not join
 
 
+# Every ASCII character that is not a letter or a digit, for the quick path below.
+_NOT_ALNUM = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalnum()))
+
+
 def number_key(number: str) -> str:
     """An invoice number as matching compares it: upper case, no spaces, dashes or dots."""
+    if number.isascii():  # the same as the expression below, ten times quicker
+        return number.translate(_NOT_ALNUM).upper()
     return "".join(_TOKEN.findall(number)).upper()
 
 
@@ -57,6 +63,10 @@ class OpenInvoice:
     customer_id: int
     remaining: Decimal
     due_date: dt.date
+
+
+def _due_order(invoice: OpenInvoice) -> tuple[dt.date, str]:
+    return invoice.due_date, invoice.number
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +118,18 @@ class Book:
         self.by_id.pop(old.id, None)
         if left > 0:
             self.add(OpenInvoice(old.id, old.number, old.customer_id, left, old.due_date))
-            self.by_customer[old.customer_id].sort(key=lambda i: (i.due_date, i.number))
+            self.by_customer[old.customer_id].sort(key=_due_order)
 
 
 async def load_book(session: AsyncSession) -> Book:
     book = Book()
     rows = await bulk_select(session, select(
         Invoice.id, Invoice.number, Invoice.customer_id, Invoice.remaining,
-        Invoice.due_date).where(open_invoices()).order_by(Invoice.due_date, Invoice.number))
+        Invoice.due_date).where(open_invoices()))
     for row in rows:
         book.add(OpenInvoice(*row))
+    for invoices in book.by_customer.values():  # oldest due first, as settle() keeps them
+        invoices.sort(key=_due_order)
     for iban, customer_id in await session.execute(
             select(CustomerIban.iban, CustomerIban.customer_id)):
         book.ibans[iban].add(customer_id)

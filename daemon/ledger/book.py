@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,15 +78,30 @@ def invoice_copy_path(settings: Settings, invoice: Invoice) -> Path:
         number=invoice_file_name(invoice.number)))
 
 
+async def _one_named(session: AsyncSession, model: Any, column: Any, given: str) -> Any:
+    """The row whose ``column`` is ``given`` (spaces around it aside), else the only one
+    it names ignoring case; None when there is none, or several differ by case only."""
+    wanted = given.strip()
+    found = await session.scalar(select(model).where(column == wanted))
+    if found is not None or not wanted:
+        return found
+    alike = (await session.execute(select(model).where(func.upper(column) == wanted.upper())
+                                   .limit(2))).scalars().all()
+    return alike[0] if len(alike) == 1 else None
+
+
 async def invoice_by_number(session: AsyncSession, number: str) -> Invoice:
-    invoice = await session.scalar(select(Invoice).where(Invoice.number == number))
+    """The invoice of that number, ignoring case and the spaces around it
+    (``cod_f1026 `` finds COD_F1026)."""
+    invoice: Invoice | None = await _one_named(session, Invoice, Invoice.number, number)
     if invoice is None:
         raise LedgerError(f"no invoice numbered {number!r}")
     return invoice
 
 
 async def customer_by_code(session: AsyncSession, code: str) -> Customer:
-    customer = await session.scalar(select(Customer).where(Customer.code == code))
+    """The customer of that code, ignoring case and the spaces around it."""
+    customer: Customer | None = await _one_named(session, Customer, Customer.code, code)
     if customer is None:
         raise LedgerError(f"no customer with code {code!r}")
     return customer
