@@ -128,9 +128,10 @@ class Dispatcher:
         return self.summary
 
     async def _claim(self, only: Sequence[int] | None) -> list[Lease]:
-        """Claim as many due reminders as there are free places in flight."""
+        """Claim as many due reminders as there are free places in flight, once half of
+        them are free: one claim (a transaction) per few letters, not per letter."""
         room = min(self.concurrency - len(self.in_flight), self.app.settings.daemon.batch_size)
-        if room <= 0:
+        if room <= 0 or (self.in_flight and room < max(1, self.concurrency // 2)):
             return []
         async with self.app.sessions.begin() as session:
             claim = await outbox.claim(session, self.app.settings.daemon, worker=self.worker,
