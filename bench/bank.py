@@ -190,9 +190,11 @@ def bare(db_path: Path, statement: Path) -> tuple[float, int]:
         ref = tx.findtext("c:RmtInf/c:Strd/c:CdtrRefInf/c:Ref", namespaces=ns)
         if ref:
             body = iso11649.compact(ref)[4:]
-            row = db.execute("SELECT id, remaining FROM invoices WHERE id = ?", (int(body[1:]),)).fetchone()
+            row = db.execute("SELECT id, remaining FROM invoices WHERE id = ?",
+                             (int(body[1:]),)).fetchone()
         elif found := NUMBER.search(tx.findtext("c:RmtInf/c:Ustrd", default="", namespaces=ns)):
-            row = db.execute("SELECT id, remaining FROM invoices WHERE number = ?", (found.group(),)).fetchone()
+            row = db.execute("SELECT id, remaining FROM invoices WHERE number = ?",
+                             (found.group(),)).fetchone()
         else:
             iban = tx.findtext("c:RltdPties/c:DbtrAcct/c:Id/c:IBAN", namespaces=ns)
             row = db.execute("SELECT customer_id FROM customer_ibans WHERE iban = ?", (iban,)).fetchone()
@@ -252,7 +254,7 @@ async def run(args: argparse.Namespace) -> int:
                     ok = False
                 _, again = await relances(db, statement)
                 print(f"  again: {again}")
-                if getattr(again, "already") != args.entries:
+                if again.already != args.entries:
                     print("  MISMATCH: a second import of the statement applied something")
                     ok = False
             db.unlink()

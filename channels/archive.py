@@ -18,6 +18,7 @@ import errno
 import logging
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -101,7 +102,7 @@ class ArchiveChannel(Channel):
                 os.fsync(out.fileno())
             for n in range(1, 1000):
                 path = self.folder / (name if n == 1 else f"{stem}_{n}{suffix}")
-                if path.exists() and _same_content(path, delivery.pdf):
+                if _same_content(path, delivery.pdf):
                     logger.info("%s already archived as %s", delivery.key, path)
                     return path
                 # link() refuses to replace an existing file, so a concurrent
@@ -113,7 +114,7 @@ class ArchiveChannel(Channel):
                 except OSError as exc:
                     if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
                         raise
-                    if path.exists():
+                    if os.path.lexists(path):
                         continue
                     os.replace(temp, path)  # no hard links here (FAT, some shares)
                 return path
@@ -130,10 +131,21 @@ def _umask() -> int:
 
 
 def _same_content(path: Path, content: bytes) -> bool:
+    """Whether ``path`` is a regular file holding ``content``.
+
+    Only a regular file is read: a FIFO or a device put where a letter goes
+    would block the read or never end it, and a symbolic link leads out of
+    the folder.  Such a name is taken, and the letter goes beside it.
+    """
     try:
-        return path.read_bytes() == content
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # nothing there, a symbolic link (ELOOP), no permission
         return False
+    with os.fdopen(fd, "rb") as existing:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_size != len(content):
+            return False
+        return existing.read(len(content) + 1) == content
 
 
 @hookimpl

@@ -11,6 +11,7 @@ Options (``settings.channels.email``): ``host``, ``port``, ``security``
 from __future__ import annotations
 
 import logging
+import re
 from email.headerregistry import Address
 
 from relances.channels._options import Options
@@ -36,6 +37,7 @@ from relances.plugins import (
 logger = logging.getLogger(__name__)
 
 OPTIONS = SMTP_OPTIONS | {"from_address", "from_name", "reply_to", "bcc"}
+_ADDRESS_SEPARATORS = re.compile(r"[,;]")
 
 
 class EmailChannel(Channel):
@@ -53,10 +55,10 @@ class EmailChannel(Channel):
         self.bcc = _configured(opts, "bcc")
 
     def can_reach(self, recipient: Recipient) -> bool:
-        try:
-            return bool(self._recipients(recipient))
-        except ValueError:
-            return False
+        # A customer with an address is reached or refused by send(): a broken
+        # address is a permanent failure that names it, in the history, and the
+        # level's next channel is tried; it is not skipped without a word.
+        return bool(_ADDRESS_SEPARATORS.sub("", recipient.email or "").strip())
 
     @staticmethod
     def _recipients(recipient: Recipient) -> list[Address]:

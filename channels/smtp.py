@@ -15,6 +15,7 @@ import re
 import ssl
 import time
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -80,13 +81,21 @@ def one_line(value: str) -> str:
 
 
 def parse_address(value: str, display_name: str = "") -> Address:
-    """One ``local@domain`` address; raises ValueError with a readable reason."""
+    """One ``local@domain`` address; raises ValueError with a readable reason.
+
+    Only a bare address: a display name or angle brackets (``<a@b.fr>``), a
+    source route (``@relay:a@b.fr``), a control character or a bidi mark in
+    it is refused, never half-read.
+    """
     value = value.strip()
     if _LINE_BREAKS.search(value):
         raise ValueError(f"{value!r} contains a line break")
+    if not value.isprintable():
+        raise ValueError(f"{value!r} contains a control character")
     try:
         address = Address(display_name=one_line(display_name), addr_spec=value)
-    except (ValueError, IndexError, TypeError) as exc:
+    except (HeaderParseError, ValueError, IndexError, TypeError) as exc:
+        # HeaderParseError is no ValueError: left alone it escaped the channel.
         raise ValueError(f"{value!r} is not an email address ({exc})") from exc
     if not address.username or not address.domain or "@" not in address.addr_spec:
         raise ValueError(f"{value!r} is not an email address")

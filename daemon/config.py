@@ -116,6 +116,11 @@ class LetterSettings(_Model):
     templates_dir: Path | None = None
     default_language: Literal["fr", "en"] = "fr"
     invoice_pdf_pattern: str = "invoices/{number}.pdf"
+    # Bounds on one template's work in a render worker (templates are written
+    # by users): seconds per template, the worker's address space, the output.
+    render_timeout: float = Field(120, gt=0, le=3600)
+    render_memory_mb: int = Field(2048, ge=512, le=65536)
+    render_output_mb: int = Field(20, ge=1, le=1024)
 
     @field_validator("invoice_pdf_pattern")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from relances.daemon import formatting as fmt
 from relances.daemon.cli.main import async_command
 from relances.daemon.cli.options import DATE
 from relances.daemon.letters import report
@@ -44,7 +45,8 @@ async def preview(app: App, number: str, level: int | None, statement: bool,
     target = output or Path(job.filename)
     target.write_bytes(rendered.pdf)
     copies = f", {len(job.copy_paths)} invoice copy(ies) appended" if job.copy_paths else ""
-    click.echo(f"{target}: {job.subject} ({job.customer_code}, level {job.level}{copies})")
+    click.echo(fmt.printable(f"{target}: {job.subject} ({job.customer_code}, "
+                             f"level {job.level}{copies})"))
 
 
 @click.command("report")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import click
 
+from relances.daemon import formatting as fmt
 from relances.daemon.cli.main import async_command, warn_unknown_kinds
 from relances.daemon.cli.options import as_of_option
 from relances.daemon.dispatch import outbox
@@ -42,8 +43,8 @@ async def _preview(app: App, request: outbox.Request) -> None:
                    f"theirs ({', '.join(held[:10])}): `relances bank review`")
     for row in rows:
         what = "statement" if row.kind == "statement" else "letter"
-        click.echo(f"{row.customer_code}: {what} level {row.level} for {row.invoice_numbers} "
-                   f"by {' > '.join(row.channels)}")
+        click.echo(fmt.printable(f"{row.customer_code}: {what} level {row.level} for "
+                                 f"{row.invoice_numbers} by {' > '.join(row.channels)}"))
     again = f"; {len(waiting)} waiting for a retry would be sent again" if waiting else ""
     click.echo(f"dry run: {len(rows)} reminders would be sent{again}; {already} already sent "
                "or queued; nothing written")

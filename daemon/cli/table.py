@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import datetime as dt
 import io
 import json
 from decimal import Decimal
+from typing import Any
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,8 @@ from relances.daemon.storage import App
 HEADERS = ("Code", "Affilié", "Nom", "email", "Date Fac.", "N° Fac.", "Affect.", "Repr.",
            "Total Fac.", "Reste", "Échéance", "Relancé le", "N", "Retard", "Litige", "À envoyer")
 RIGHT = frozenset({8, 9, 12, 13})
+CSV_FIELDS = tuple(f.name for f in dataclasses.fields(ReminderRow))
+CENTS = Decimal("0.01")
 
 
 def table_cells(row: ReminderRow) -> list[str]:
@@ -35,16 +38,20 @@ def table_cells(row: ReminderRow) -> list[str]:
     ]
 
 
+def csv_cells(row: ReminderRow) -> list[Any]:
+    """The JSON output's values with their types kept (amounts as numbers, to the
+    cent), for :func:`~relances.daemon.formatting.write_csv` to tell text from numbers."""
+    values = [getattr(row, name) for name in CSV_FIELDS]
+    return [v.quantize(CENTS) if isinstance(v, Decimal) else v for v in values]
+
+
 def render_rows(rows: list[ReminderRow], output: str) -> str:
     if output == "json":
         return json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2)
     if output == "csv":
         buffer = io.StringIO()
-        fields = list(rows[0].as_json()) if rows else list(ReminderRow.__dataclass_fields__)
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(r.as_json() for r in rows)
-        return buffer.getvalue().rstrip("\n")
+        fmt.write_csv(buffer, CSV_FIELDS, (csv_cells(r) for r in rows))
+        return buffer.getvalue()
     if not rows:
         return "no overdue invoice"
     total = sum((r.remaining for r in rows), Decimal(0))
@@ -70,7 +77,7 @@ async def list_command(app: App, customer: str | None, level: int | None, as_of:
         rows = await reminders_table(session, app.settings, as_of=as_of or app.settings.today(),
                                      customer=customer, level=level, limit=limit, offset=offset)
         await warn_unknown_kinds(session)
-    click.echo(render_rows(rows, output))
+    click.echo(render_rows(rows, output), nl=output != "csv")  # CSV ends its own lines
 
 
 async def history_lines(app: App, session: AsyncSession, invoice_id: int) -> list[list[str]]:
@@ -89,7 +96,7 @@ async def history_command(app: App, number: str) -> None:
     async with app.sessions() as session:
         invoice = await book.invoice_by_number(session, number)
         lines = await history_lines(app, session, invoice.id)
-    click.echo(f"Historique des relances — {number}")
+    click.echo(f"Historique des relances — {fmt.printable(number)}")
     if not lines:
         click.echo("(aucune étape)")
         return
@@ -126,7 +133,7 @@ async def invoice_command(app: App, number: str, as_of: dt.date | None) -> None:
     ]
     for label, value in fields:
         if value:
-            click.echo(f"{label:<11} {value}")
+            click.echo(f"{label:<11} {fmt.printable(value)}")
     click.echo("\nHistorique des relances")
     click.echo(fmt.table(("Date", "Heure", "Action", "Utilisateur", "Référence"), lines)
                if lines else "(aucune étape)")
@@ -154,15 +161,15 @@ async def customer_command(app: App, code: str, kind: str | None, as_of: dt.date
         due = await book.amount_due(session, customer)
         notes = await book.notes_of(session, customer)
         steps = await book.customer_history(session, customer)
-    click.echo(f"{customer.code} — {customer.name} ({KIND_LABELS[customer.kind]}, "
-               f"{customer.language})")
+    click.echo(fmt.printable(f"{customer.code} — {customer.name} ({KIND_LABELS[customer.kind]}, "
+                             f"{customer.language})"))
     for label, value in (("Affilié", customer.affiliate_code), ("Adresse", ", ".join(customer.address)),
                          ("SIREN", customer.siren), ("TVA", customer.vat_number),
                          ("Email", customer.email), ("Téléphone", customer.phone),
                          ("Fax", customer.fax), ("Politique", customer.policy),
                          ("Relances", "refusées (opt-out)" if customer.opted_out else None)):
         if value:
-            click.echo(f"{label:<10} {value}")
+            click.echo(f"{label:<10} {fmt.printable(value)}")
     click.echo(f"\nTotal dû : {fmt.amount(due)} € "
                f"(dont {fmt.amount(sum((r.remaining for r in rows), Decimal(0)))} € échus)")
     if customer.credit:
@@ -174,13 +181,13 @@ async def customer_command(app: App, code: str, kind: str | None, as_of: dt.date
         click.echo("\nHistorique du client")
         for step in steps:
             day, time = fmt.local_time(step.at, app.settings.zone)
-            click.echo(f"{day} {time}  {step.action}  {step.user}")
+            click.echo(f"{day} {time}  {fmt.printable(f'{step.action}  {step.user}')}")
     click.echo("\nNotes")
     if not notes:
         click.echo("(aucune)")
     for note in notes:
         day, time = fmt.local_time(note.at, app.settings.zone)
-        click.echo(f"{day} {time}  {note.user}  [{note.kind}] {note.text}")
+        click.echo(f"{day} {time}  {fmt.printable(f'{note.user}  [{note.kind}] {note.text}')}")
 
 
 COMMANDS = [list_command, customer_command, invoice_command, history_command]

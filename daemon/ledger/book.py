@@ -78,6 +78,46 @@ def invoice_copy_path(settings: Settings, invoice: Invoice) -> Path:
         number=invoice_file_name(invoice.number)))
 
 
+def invoices_folder(settings: Settings) -> Path:
+    """The folder invoice copies are read from: ``letters.invoice_pdf_pattern``'s,
+    up to its first placeholder."""
+    fixed = []
+    for part in Path(settings.letters.invoice_pdf_pattern).parts[:-1]:
+        if "{" in part:
+            break
+        fixed.append(part)
+    return settings.path(Path(*fixed))
+
+
+class InvoiceCopies:
+    """Where an invoice copy may be read: inside the invoices folder, links resolved.
+
+    A path an import gives (the export's PDF column) or a link in the folder
+    would otherwise join any file the service can read to an outgoing letter.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = invoices_folder(settings)
+        self._root = self.folder.resolve()
+        self._folders: dict[Path, bool] = {}  # an import's rows share a few folders
+
+    def refusal(self, value: str | Path) -> str | None:
+        """Why the copy at ``value`` may not be read, or None when it may."""
+        path = self.settings.path(value)
+        if path.name in ("", ".", "..") or path.is_symlink():
+            inside = path.resolve().is_relative_to(self._root)
+        else:
+            inside = self._folders.get(path.parent)
+            if inside is None:
+                inside = path.parent.resolve().is_relative_to(self._root)
+                self._folders[path.parent] = inside
+        if inside:
+            return None
+        return (f"{value} is not in the invoices folder {self.folder} "
+                "(letters.invoice_pdf_pattern): invoice copies are read from there only")
+
+
 async def _one_named(session: AsyncSession, model: Any, column: Any, given: str) -> Any:
     """The row whose ``column`` is ``given`` (spaces around it aside), else the only one
     it names ignoring case; None when there is none, or several differ by case only."""

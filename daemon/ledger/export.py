@@ -16,7 +16,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from sys import intern
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.parsing import (
@@ -34,24 +34,31 @@ from relances.daemon.ledger.readers import (
     _invoice_customer,
     _level,
     _reminder_date,
+    parse_emails,
     read_cells,
 )
 from relances.daemon.ledger.rowstore import (
+    _LINE,
     _NUMBER,
+    _ROW_FIELDS,
     InvoiceRows,
 )
 
+if TYPE_CHECKING:
+    from relances.daemon.ledger.book import InvoiceCopies
 
-def invoice_rows(path: Path) -> InvoiceRows:
+
+def invoice_rows(path: Path, copies: InvoiceCopies | None = None) -> InvoiceRows:
     """Every invoice of an import file, validated; raises on the first bad cell.
 
     The file is read once, row by row, and each validated row goes to the
     returned :class:`InvoiceRows` (a temporary file), so that memory stays
-    flat however long the export.
+    flat however long the export.  With ``copies``, a PDF cell naming a file
+    outside the invoices folder is refused.
     """
     rows = InvoiceRows(str(path))
     try:
-        _read_invoices(path, rows)
+        _read_invoices(path, rows, copies)
     except BaseException:
         rows.close()
         raise
@@ -62,12 +69,27 @@ _TABLES = {".tsv": "\t", ".txt": "\t", ".tab": "\t", ".csv": ""}
 _LEVELS = {"": 0, "0": 0, "1": 1, "2": 2, "3": 3}
 
 
-def _read_invoices(path: Path, rows: InvoiceRows) -> None:
+_PDF = _ROW_FIELDS.index("pdf_path")
+
+
+def _copy_checked(record: tuple[Any, ...], source: str, columns: dict[str, str],
+                  copies: InvoiceCopies | None) -> tuple[Any, ...]:
+    """The record, unless its PDF cell names a file outside the invoices folder."""
+    refusal = copies.refusal(record[_PDF]) if copies and record[_PDF] else None
+    if refusal is not None:
+        line = record[_LINE]
+        where = f"{source}:{line}" if isinstance(line, int) else f"{source}: {line}"
+        raise LedgerError(f"{where}: column {columns.get('pdf_path', 'pdf_path')!r}: {refusal}")
+    return record
+
+
+def _read_invoices(path: Path, rows: InvoiceRows, copies: InvoiceCopies | None) -> None:
     delimiter = _TABLES.get(path.suffix.lower())
     if delimiter is None:  # JSON, or a file type read_cells refuses
         cells_iter, columns = read_cells(path, INVOICE_COLUMNS, "invoices")
         for cells in cells_iter:
-            rows.append(_record(_invoice_row(cells, columns, rows), cells.line))
+            rows.append(_copy_checked(_record(_invoice_row(cells, columns, rows), cells.line),
+                                      str(path), columns, copies))
         return
     with _open_text(path) as text:
         if not delimiter:
@@ -88,14 +110,15 @@ def _read_invoices(path: Path, rows: InvoiceRows) -> None:
                                       f"{columns.get('invoice_number', 'invoice_number')!r}: "
                                       f"invoice {record[_NUMBER]} already appears on line "
                                       f"{earlier}")
-                rows.append(record)
+                rows.append(_copy_checked(record, source, columns, copies))
                 continue
             # Anything out of the ordinary: the general rules, and their messages.
             if not any(cell.strip() for cell in raw):
                 continue
             values = {f: cell for f, cell in zip(fields, raw, strict=False) if f is not None}
             cells = Cells(source, line, values)
-            rows.append(_record(_invoice_row(cells, columns, rows), line))
+            rows.append(_copy_checked(_record(_invoice_row(cells, columns, rows), line),
+                                      source, columns, copies))
 
 
 def _invoice_row(cells: Cells, columns: dict[str, str], rows: InvoiceRows) -> InvoiceRow:
@@ -116,7 +139,7 @@ def _invoice_row(cells: Cells, columns: dict[str, str], rows: InvoiceRows) -> In
         customer_code=_cell(cells, columns, "customer_code", str),
         customer_name=cells.get("customer_name"),
         affiliate_code=cells.get("affiliate_code") or None,
-        email=cells.get("email") or None,
+        email=_cell(cells, columns, "email", parse_emails, required=False),
         number=number,
         invoice_date=_cell(cells, columns, "invoice_date", parse_date),
         due_date=_cell(cells, columns, "due_date", parse_date),
@@ -171,6 +194,7 @@ def _fast_reader(fields: list[str | None],
                                                or _amount(raw[remaining].strip()))
             invoiced = parse_date(raw[invoice_date].strip())
             due = parse_date(raw[due_date].strip())
+            parse_emails(raw[email].strip())
         except ValueError:
             return None
         if remaining_cents < 0 or (total_cents >= 0 and remaining_cents > total_cents):

@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger.book import add_history, invoice_file_name, record_payment
+from relances.daemon.ledger.book import (
+    InvoiceCopies,
+    add_history,
+    invoice_file_name,
+    record_payment,
+)
 from relances.daemon.ledger.cdar import read_cdar
 from relances.daemon.ledger.export import invoice_rows
 from relances.daemon.ledger.kinds import KIND_LABELS, implied_kind
@@ -61,7 +66,7 @@ async def import_invoices(session: AsyncSession, path: Path, *, settings: Settin
     file lists every open invoice, and those it does not list are settled.
     """
     settings = settings or Settings()
-    rows = invoice_rows(path)
+    rows = invoice_rows(path, InvoiceCopies(settings))
     if complete is None:
         complete = settings.imports.invoices.complete
     return await apply_invoices(session, settings, rows, source=path.name, user=user,

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +292,20 @@ def _invoice_customer(cells: Cells, columns: dict[str, str]) -> dict[str, Any]:
             "customer_siren": ids["siren"], "customer_vat": ids["vat_number"]}
 
 
+@functools.lru_cache(maxsize=4096)  # a customer's every invoice row repeats the cell
+def parse_emails(text: str) -> str:
+    """An email cell as written: addresses separated by ``,`` or ``;``, each a bare
+    ``local@domain`` (what the email channel sends to); ValueError otherwise."""
+    for address in filter(None, (part.strip() for part in re.split(r"[,;]", text))):
+        try:
+            parsed = Address(addr_spec=address) if address.isprintable() else None
+        except (HeaderParseError, ValueError, IndexError, TypeError):
+            parsed = None
+        if parsed is None or not parsed.username or not parsed.domain:
+            raise ValueError(f"not an email address: {address!r} (write it as name@domain.fr)")
+    return text
+
+
 def _language(text: str) -> str:
     lang = text.strip().lower()[:2]
     if lang not in {"fr", "en"}:
@@ -349,7 +366,9 @@ def customer_rows(path: Path) -> list[CustomerRow]:
                 continue
             text = cells.get(field)
             parse = _CUSTOMER_PARSERS.get(field)
-            if parse is not None:
+            if field == "email":  # an empty cell clears the address
+                values[field] = _cell(cells, columns, field, parse_emails, required=False)
+            elif parse is not None:
                 values[field] = _cell(cells, columns, field, parse, required=False)
                 if values[field] is None:
                     del values[field]

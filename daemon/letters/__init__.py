@@ -8,7 +8,8 @@ with samples; ``templating`` is the sandboxed Jinja2 environment and what
 the PDF engine may fetch; ``check`` renders every template once against
 the samples (at ``check-config`` and the service's start); ``pdf`` is one
 process's WeasyPrint engine; ``pool`` renders in worker processes;
-``report`` is the printed reminders table.
+``bounds`` holds each template to a deadline, a memory limit and an output
+cap in those processes; ``report`` is the printed reminders table.
 
 Reads the ledger; writes nothing.  May import the ledger, the foundation
 and ``relances.plugins``.

@@ -1,25 +1,33 @@
 """Render every template once against samples, at configuration load.
 
 A bad template fails ``relances check-config`` and the daemon's start with
-the file, the line and the field, not in the middle of a run.
+the file, the line and the field, not in the middle of a run.  The samples
+are rendered in a worker process of their own, under the bounds of
+:mod:`relances.daemon.letters.bounds`: a template that loops without end
+or takes all the memory fails the check with its name, as it would fail
+its letter.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError, RenderError
+from relances.daemon.letters.bounds import Limits, bounded, init_bounded, one_worker, result_of
 from relances.daemon.letters.mergefields import sample_context, sample_report_context
 from relances.daemon.letters.templating import (
     LANGUAGES,
     STYLESHEET,
+    LetterEnvironment,
     find_file,
     logo_path,
     make_environment,
     render_template,
     template_dirs,
+    template_file,
 )
 
 log = logging.getLogger(__name__)
@@ -43,17 +51,33 @@ def _samples(settings: Settings, language: str) -> list[tuple[str, dict[str, Any
     return pairs
 
 
-def _check_language(settings: Settings, language: str) -> None:
-    env = make_environment(settings, language)
-    for template, context in _samples(settings, language):
-        try:
-            render_template(env, template, context)
-        except RenderError as exc:
-            raise ConfigError(str(exc)) from None
-    try:
-        find_file(template_dirs(settings, language), STYLESHEET)
-    except RenderError as exc:
-        raise ConfigError(str(exc)) from None
+# The check worker's environments, one per language, built at its first sample.
+_ENVIRONMENTS: dict[str, LetterEnvironment] = {}
+
+
+def _render_sample(settings: Settings, language: str, template: str,
+                   context: dict[str, Any]) -> None:
+    """In the check's worker process: render one template against one sample."""
+    env = _ENVIRONMENTS.get(language)
+    if env is None:
+        env = _ENVIRONMENTS[language] = make_environment(settings, language)
+    with bounded(Limits.of(settings), template_file(settings, language, template)):
+        render_template(env, template, context)
+
+
+def _check_samples(settings: Settings) -> None:
+    with one_worker(init_bounded, (Limits.of(settings), os.getpid())) as worker:
+        for language in LANGUAGES:
+            for template, context in _samples(settings, language):
+                try:
+                    result_of(worker.submit(_render_sample, settings, language, template,
+                                            context), f"{language}/{template}")
+                except RenderError as exc:
+                    raise ConfigError(str(exc)) from None
+            try:
+                find_file(template_dirs(settings, language), STYLESHEET)
+            except RenderError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 def _warnings(settings: Settings) -> list[str]:
@@ -80,7 +104,6 @@ def check_templates(settings: Settings) -> list[str]:
     if user is not None and not settings.path(user).is_dir():
         raise ConfigError(f"{settings.where('letters', 'templates_dir')}: "
                           f"templates folder not found: {settings.path(user)}")
-    for language in LANGUAGES:
-        _check_language(settings, language)
+    _check_samples(settings)
     warnings = _warnings(settings)
     return warnings

@@ -2,8 +2,9 @@
 
 :func:`build_context` is the one place ORM rows become the plain dict a
 template sees; :func:`prepare_letter` and :func:`prepare_statement` read
-the rows, check the invoice copies, and hand back a picklable
-:class:`LetterJob` for the render pool.
+the rows, check the invoice copies (regular files inside the invoices
+folder, links resolved: whatever path the import stored), and hand back a
+picklable :class:`LetterJob` for the render pool.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError, RenderError
-from relances.daemon.ledger.book import invoice_copy_path
+from relances.daemon.ledger.book import InvoiceCopies, invoice_copy_path
 from relances.daemon.ledger.due import overdue_invoices
 from relances.daemon.letters.context import build_context, customer_fields
 from relances.daemon.letters.templating import language_of
@@ -61,8 +62,13 @@ def _copies(settings: Settings, invoices: Sequence[Invoice], level: int,
                         ", ".join(i.number for i in invoices))
         return ()
     paths = []
+    allowed = InvoiceCopies(settings)
     for invoice in invoices:
         path = invoice_copy_path(settings, invoice)
+        refusal = allowed.refusal(path)
+        if refusal is not None:
+            raise RenderError(f"invoice {invoice.number}: the copy to attach is refused: "
+                              f"{refusal}")
         if not path.is_file():
             raise RenderError(f"invoice {invoice.number}: the copy to attach is missing: {path}")
         paths.append(str(path))

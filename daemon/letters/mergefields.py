@@ -247,6 +247,13 @@ Templates receive plain data only. Write a field as `{{ customer.name }}`, loop
 over lists with `{% for i in invoices %}{{ i.number }}{% endfor %}`. An unknown
 field stops `relances check-config` with the file, the line and the field.
 
+A template reads only files of its templates folder: `{% include %}` and
+`{% extends %}` refuse a link that leads out of it. Its work is bounded
+(`letters.render_timeout`, `letters.render_memory_mb`,
+`letters.render_output_mb`): a loop without end, a text doubled until it
+fills the memory, or a macro that calls itself fails the check and the
+letter with the template's name.
+
 Filters (Babel, in the letter's language):
 
 | filter | example |

@@ -1,7 +1,7 @@
 """One process's PDF engine: templates, stylesheets and fonts loaded once.
 
-Used inside each render worker (see :mod:`relances.daemon.letters.pool`) and
-directly by one-off commands.
+Used inside each render worker (see :mod:`relances.daemon.letters.pool`),
+where it is given the worker's :class:`~relances.daemon.letters.bounds.Limits`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from weasyprint.text.fonts import FontConfiguration
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
+from relances.daemon.letters.bounds import Limits, bounded, check_size
 from relances.daemon.letters.templating import (
     LANGUAGES,
     STYLESHEET,
@@ -31,6 +32,7 @@ from relances.daemon.letters.templating import (
     make_fetcher,
     render_template,
     template_dirs,
+    template_file,
 )
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,15 @@ class _Language:
 
 
 class PdfEngine:
-    """Renders templates of every language to PDF with shared, preloaded assets."""
+    """Renders templates of every language to PDF with shared, preloaded assets.
 
-    def __init__(self, settings: Settings) -> None:
+    With ``limits`` (in a worker process), each template is rendered within
+    the deadline and the memory limit, and its PDF within the output cap.
+    """
+
+    def __init__(self, settings: Settings, limits: Limits | None = None) -> None:
         self.settings = settings
+        self.limits = limits
         self.font_config = FontConfiguration()
         # WeasyPrint's image cache, kept across documents: the logo is decoded once.
         self.image_cache: dict[str, Any] = {}
@@ -83,31 +90,35 @@ class PdfEngine:
             stylesheets=loaded.stylesheets, font_config=self.font_config)
 
     def html(self, language: str, template: str, context: dict[str, Any]) -> str:
-        return render_template(self.language(language).env, template, context)
+        with bounded(self.limits, template_file(self.settings, language, template)):
+            return render_template(self.language(language).env, template, context)
 
     def pdf(self, language: str, template: str, context: dict[str, Any]) -> bytes:
         """Render a template with its context to PDF bytes."""
-        loaded = self.language(language)
-        source = render_template(loaded.env, template, context)
-        try:
-            document = HTML(string=source, base_url=loaded.base_url, url_fetcher=loaded.fetcher)
-            pdf: bytes = document.write_pdf(
-                stylesheets=loaded.stylesheets, font_config=self.font_config,
-                cache=self.image_cache,
-            )
-        except Exception as exc:  # WeasyPrint raises many types; name the template
-            raise RenderError(f"{template}: PDF rendering failed: {exc}") from None
-        finally:
-            # Each letter's QR code is a data: URL of its own: kept, the cache
-            # would hold every letter's image for the worker's whole life.
-            for url in [u for u in self.image_cache if u.startswith("data:")]:
-                del self.image_cache[url]
-        return pdf
+        with bounded(self.limits, template_file(self.settings, language, template)):
+            loaded = self.language(language)
+            source = render_template(loaded.env, template, context)
+            try:
+                document = HTML(string=source, base_url=loaded.base_url,
+                                url_fetcher=loaded.fetcher)
+                pdf: bytes = document.write_pdf(
+                    stylesheets=loaded.stylesheets, font_config=self.font_config,
+                    cache=self.image_cache,
+                )
+            except MemoryError:
+                raise  # named by bounded(), with the limit
+            except Exception as exc:  # WeasyPrint raises many types; name the template
+                raise RenderError(f"{template}: PDF rendering failed: {exc}") from None
+            finally:
+                # Each letter's QR code is a data: URL of its own: kept, the cache
+                # would hold every letter's image for the worker's whole life.
+                for url in [u for u in self.image_cache if u.startswith("data:")]:
+                    del self.image_cache[url]
+        return check_size(self.limits, template, pdf)
 
     def email_bodies(self, language: str, context: dict[str, Any]) -> tuple[str, str]:
-        env = self.language(language).env
-        return render_template(env, "email.txt", context), render_template(
-            env, "email.html", context)
+        return self.html(language, "email.txt", context), self.html(
+            language, "email.html", context)
 
     def read_copies(self, paths: Sequence[str]) -> list[tuple[str, bytes]]:
         copies = []

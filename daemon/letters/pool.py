@@ -4,18 +4,18 @@ WeasyPrint is CPU-bound and blocking, so every document is rendered in a
 process pool as wide as the cores.  Each worker builds, once, what does
 not change between letters: the Jinja environments, the parsed
 stylesheets, the font configuration and the image cache.  The event loop
-only awaits futures.
+only awaits futures.  Workers run within the bounds of
+:mod:`relances.daemon.letters.bounds`; one that dies is replaced by the
+next render.  One-off commands (``preview``, ``report``) render in a
+worker of their own, under the same bounds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
-import select
 import signal
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +25,16 @@ from typing import Any
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
+from relances.daemon.letters.bounds import (
+    STOPPED,
+    Limits,
+    bounded,
+    confine,
+    exit_with,
+    one_worker,
+    process_context,
+    result_of,
+)
 from relances.daemon.letters.documents import LetterJob
 from relances.daemon.letters.pdf import PdfEngine, harfbuzz_subset_available
 from relances.plugins.contract import Attachment
@@ -51,43 +61,22 @@ class RenderedLetter:
 _ENGINE: PdfEngine | None = None
 
 
-def _init_worker(settings: Settings, owner: int) -> None:
+def _init_worker(settings: Settings, owner: int, daemon: bool = True) -> None:
     global _ENGINE
-    # The parent decides when workers stop.  A Ctrl-C or a hangup reaches
-    # the whole process group: left to their defaults, they would kill the
-    # workers mid-letter and break the pool while the daemon carries on,
-    # or reloads, or finishes its grace period.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    _exit_with(owner)
-    _ENGINE = PdfEngine(settings)
-    _ENGINE.warm_up()
-
-
-def _exit_with(owner: int) -> None:
-    """Exit this worker as soon as process ``owner`` (the daemon) is gone.
-
-    The workers' parent is multiprocessing's fork server, and each worker
-    holds the fd that keeps that server alive: when the daemon is killed
-    (``kill -9``), neither would ever notice.  A thread waits on a pidfd of
-    the daemon, which becomes readable when it exits; it costs no CPU
-    while it waits.
-    """
-    try:
-        pidfd = os.pidfd_open(owner)
-    except (AttributeError, OSError):  # not Linux ≥ 5.3: look every few seconds
-        def watch() -> None:
-            while True:
-                time.sleep(2)
-                try:
-                    os.kill(owner, 0)
-                except ProcessLookupError:
-                    os._exit(1)
-    else:
-        def watch() -> None:
-            select.select([pidfd], [], [])
-            os._exit(1)
-    threading.Thread(target=watch, name="exit-with-daemon", daemon=True).start()
+    if daemon:
+        # The parent decides when workers stop.  A Ctrl-C or a hangup reaches
+        # the whole process group: left to their defaults, they would kill the
+        # workers mid-letter and break the pool while the daemon carries on,
+        # or reloads, or finishes its grace period.  (A one-off command's
+        # worker stops with the command's Ctrl-C.)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    exit_with(owner)
+    limits = Limits.of(settings)
+    confine(limits)
+    _ENGINE = PdfEngine(settings, limits)
+    if daemon:
+        _ENGINE.warm_up()
 
 
 def _ready() -> int:
@@ -112,8 +101,9 @@ def _render_document(language: str, template: str, context: dict[str, Any]) -> b
 
 def _rendered(engine: PdfEngine, job: LetterJob) -> RenderedLetter:
     letter_pdf = engine.pdf(job.language, job.template, job.context)
-    copies = engine.read_copies(job.copy_paths)
-    pdf = engine.merge(letter_pdf, copies) if copies else letter_pdf
+    with bounded(engine.limits, job.template):
+        copies = engine.read_copies(job.copy_paths)
+        pdf = engine.merge(letter_pdf, copies) if copies else letter_pdf
     text_body, html_body = engine.email_bodies(job.language, job.context)
     attachments = (Attachment(job.filename, letter_pdf),) + tuple(
         Attachment(name, content) for name, content in copies
@@ -121,16 +111,6 @@ def _rendered(engine: PdfEngine, job: LetterJob) -> RenderedLetter:
     return RenderedLetter(pdf=pdf, letter_pdf=letter_pdf, attachments=attachments,
                           subject=job.subject, text_body=text_body, html_body=html_body,
                           filename=job.filename)
-
-
-def _pool_context() -> Any:
-    # forkserver: workers never inherit the parent's threads (aiosqlite, the
-    # event loop), and the preloaded server makes each fork cheap.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["relances.daemon.letters.pool"])
-        return ctx
-    return multiprocessing.get_context("spawn")
 
 
 class Renderer:
@@ -146,7 +126,6 @@ class Renderer:
         self.workers = workers or settings.daemon.render_workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._local: PdfEngine | None = None
         if not harfbuzz_subset_available():
             log.warning("libharfbuzz-subset is not installed: PDF rendering will be about "
                         "ten times slower (Debian package libharfbuzz-subset0)")
@@ -155,7 +134,7 @@ class Renderer:
         """Start the worker processes now rather than at the first render."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=_pool_context(),
+                max_workers=self.workers, mp_context=process_context(),
                 initializer=_init_worker, initargs=(self.settings, os.getpid()),
             )
         return self._pool
@@ -163,7 +142,7 @@ class Renderer:
     async def warm(self) -> None:
         """Start every worker now, so the first letter does not wait for them."""
         self.start()
-        await asyncio.gather(*(self._submit(_ready) for _ in range(self.workers)))
+        await asyncio.gather(*(self._submit("warm-up", _ready) for _ in range(self.workers)))
 
     @property
     def worker_pids(self) -> list[int]:
@@ -171,7 +150,7 @@ class Renderer:
         processes = getattr(pool, "_processes", None) or {}
         return list(processes)
 
-    async def _submit(self, func: Any, *args: Any) -> Any:
+    async def _submit(self, template: str, func: Any, *args: Any) -> Any:
         if self._slots is None:
             self._slots = asyncio.Semaphore(2 * self.workers)
         async with self._slots:
@@ -179,33 +158,37 @@ class Renderer:
             try:
                 return await loop.run_in_executor(self.start(), func, *args)
             except BrokenProcessPool:
-                # A worker died (killed, out of memory): start afresh next time.
+                # A worker died (killed, out of memory, past its CPU backstop):
+                # the next render starts a new pool, hence new workers.
                 self._discard_pool()
-                raise RenderError("a render worker stopped unexpectedly; retry") from None
+                raise RenderError(f"{template}: {STOPPED}") from None
 
     async def render(self, job: LetterJob) -> RenderedLetter:
         """Render one letter or statement in a worker process."""
-        result: RenderedLetter = await self._submit(_render_job, job)
+        result: RenderedLetter = await self._submit(job.template, _render_job, job)
         return result
 
     async def render_document(self, language: str, template: str,
                               context: dict[str, Any]) -> bytes:
         """Render any template (the reminders table) to PDF in a worker."""
-        result: bytes = await self._submit(_render_document, language, template, context)
+        result: bytes = await self._submit(template, _render_document, language, template,
+                                           context)
         return result
 
-    def _local_engine(self) -> PdfEngine:
-        if self._local is None:
-            self._local = PdfEngine(self.settings)
-        return self._local
+    def _once(self, template: str, func: Any, *args: Any) -> Any:
+        with one_worker(_init_worker, (self.settings, os.getpid(), False)) as pool:
+            return result_of(pool.submit(func, *args), template)
 
     def render_sync(self, job: LetterJob) -> RenderedLetter:
-        """Render in this process: for one-off commands like ``preview``."""
-        return _rendered(self._local_engine(), job)
+        """Render in a worker process of its own, within the same bounds, and wait:
+        for one-off commands like ``preview``."""
+        result: RenderedLetter = self._once(job.template, _render_job, job)
+        return result
 
     def render_document_sync(self, language: str, template: str,
                              context: dict[str, Any]) -> bytes:
-        return self._local_engine().pdf(language, template, context)
+        result: bytes = self._once(template, _render_document, language, template, context)
+        return result
 
     def _discard_pool(self) -> None:
         pool, self._pool = self._pool, None

@@ -2,16 +2,22 @@
 
 Templates are edited by users, so they are untrusted: they run in an
 immutable sandbox with strict undefined and autoescape, see only plain
-dicts, and the PDF engine fetches nothing but files under the templates
-folders (``data:`` URLs aside).  A user folder (``letters.templates_dir``)
-overrides any packaged template of the same name.
+dicts, and neither the loader nor the PDF engine reads anything but
+regular files under the templates folders, links resolved (``data:`` URLs
+aside).  A user folder (``letters.templates_dir``) overrides any packaged
+template of the same name.  What one template may produce is bounded
+(``letters.render_output_mb``, and powers too large to print); its time
+and memory are bounded by the worker that runs it
+(:mod:`relances.daemon.letters.bounds`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import mimetypes
+import os
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -22,8 +28,17 @@ from urllib.request import url2pathname
 
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.loaders import split_template_path
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -64,6 +79,14 @@ def find_file(dirs: Iterable[Path], name: str) -> Path:
     raise RenderError(f"template file {name!r} not found in {', '.join(map(str, dirs))}")
 
 
+def template_file(settings: Settings, language: str, name: str) -> str:
+    """The file a template name stands for, to name in a message (else the name)."""
+    try:
+        return str(find_file(template_dirs(settings, language), name))
+    except RenderError:
+        return name
+
+
 # --- filters: Babel formats for the letter's language --------------------------------
 
 
@@ -100,11 +123,67 @@ def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(".txt")
 
 
-def make_environment(settings: Settings, language: str) -> ImmutableSandboxedEnvironment:
+class FolderLoader(FileSystemLoader):
+    """Loads a template only from a regular file inside its folders, links resolved.
+
+    A link in a user's templates folder (``x -> /etc/passwd``) would
+    otherwise let ``{% include 'x' %}`` print any file the service can read.
+    """
+
+    def __init__(self, folders: Iterable[Path]) -> None:
+        folders = list(folders)
+        super().__init__([str(f) for f in folders])
+        self.roots = tuple(f.resolve() for f in folders)
+
+    def get_source(self, environment: Environment,
+                   template: str) -> tuple[str, str, Any]:
+        pieces = split_template_path(template)
+        for folder, root in zip(self.searchpath, self.roots, strict=True):
+            candidate = Path(folder, *pieces)
+            if not os.path.lexists(candidate):
+                continue
+            resolved = candidate.resolve()
+            if not resolved.is_relative_to(root):
+                raise SecurityError(f"template {template!r} leads outside the templates "
+                                    f"folder {folder} (to {resolved})")
+            if not resolved.is_file():
+                raise SecurityError(f"template {template!r} is not a regular file: {candidate}")
+            contents = resolved.read_text(encoding=self.encoding)
+            # Never reloaded (auto_reload is off): a worker loads each template once.
+            return contents, str(candidate), lambda: True
+        raise TemplateNotFound(template, f"{template!r} not found in {', '.join(self.searchpath)}")
+
+
+# A power prints as many digits as it has, and Python refuses to print an
+# integer of more than 4300 digits: a larger one is refused before it is
+# computed, as computing it would block the worker past any deadline.
+_MAX_DIGITS = 4300
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 \
+            and exponent * math.log10(abs(base)) > _MAX_DIGITS:
+        raise SecurityError(f"{base} ** {exponent} is too large a number for a letter")
+    return base ** exponent
+
+
+class LetterEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with what one render may produce bounded."""
+
+    intercepted_binops = frozenset({"**"})
+    output_limit = 20 << 20  # characters; letters.render_output_mb
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            return _power(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def make_environment(settings: Settings, language: str) -> LetterEnvironment:
     """A sandboxed environment for one language, with its Babel filters."""
     locale = LOCALES[language]
-    env = ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader([str(d) for d in template_dirs(settings, language)]),
+    env = LetterEnvironment(
+        loader=FolderLoader(template_dirs(settings, language)),
         autoescape=_autoescape,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -112,6 +191,7 @@ def make_environment(settings: Settings, language: str) -> ImmutableSandboxedEnv
         auto_reload=False,
     )
     env.filters.update(money=_money(locale), date=_date(locale), rate=_rate(locale))
+    env.output_limit = settings.letters.render_output_mb << 20
     return env
 
 
@@ -120,9 +200,10 @@ def make_environment(settings: Settings, language: str) -> ImmutableSandboxedEnv
 _UNDEFINED = (re.compile(r"has no attribute '([^']+)'"), re.compile(r"'([^']+)' is undefined"))
 
 
-def _template_frame(exc: BaseException, env: ImmutableSandboxedEnvironment) -> str:
-    """``FILE:LINE`` of the innermost template frame of a runtime error."""
-    where = "<template>"
+def _template_frame(exc: BaseException, env: ImmutableSandboxedEnvironment,
+                    name: str = "<template>") -> str:
+    """``FILE:LINE`` of the innermost template frame of a runtime error, else ``name``."""
+    where = name
     tb = exc.__traceback__
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
@@ -132,11 +213,12 @@ def _template_frame(exc: BaseException, env: ImmutableSandboxedEnvironment) -> s
     return where
 
 
-def describe_template_error(exc: Exception, env: ImmutableSandboxedEnvironment) -> str:
+def describe_template_error(exc: Exception, env: ImmutableSandboxedEnvironment,
+                            name: str = "<template>") -> str:
     """One line: ``FILE:LINE: unknown merge field 'x'`` and the like."""
     if isinstance(exc, TemplateSyntaxError):
         return f"{exc.filename or exc.name}:{exc.lineno}: template syntax error: {exc.message}"
-    where = _template_frame(exc, env)
+    where = _template_frame(exc, env, name)
     if isinstance(exc, SecurityError):
         return f"{where}: not allowed in a template: {exc}"
     if isinstance(exc, UndefinedError):
@@ -151,11 +233,28 @@ def describe_template_error(exc: Exception, env: ImmutableSandboxedEnvironment) 
 def render_template(
     env: ImmutableSandboxedEnvironment, name: str, context: Mapping[str, Any]
 ) -> str:
-    """Render one template; any template fault becomes a :class:`RenderError`."""
+    """Render one template; any template fault becomes a :class:`RenderError`.
+
+    The text is produced piece by piece, and refused as soon as it passes
+    the environment's output limit (``letters.render_output_mb``).
+    """
+    limit = getattr(env, "output_limit", None)
     try:
-        return env.get_template(name).render(context)
+        pieces, size = [], 0
+        for piece in env.get_template(name).generate(context):
+            size += len(piece)
+            if limit is not None and size > limit:
+                raise RenderError(f"{name}: the template writes more than "
+                                  f"{limit >> 20} MB (letters.render_output_mb)")
+            if piece:  # a loop writing nothing must not fill the list with nothings
+                pieces.append(piece)
+        return "".join(pieces)
+    except RecursionError as exc:
+        raise RenderError(f"{_template_frame(exc, env, name)}: the template calls itself "
+                          "without end (a macro calling itself, or an include of itself)") \
+            from None
     except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
-        raise RenderError(describe_template_error(exc, env)) from None
+        raise RenderError(describe_template_error(exc, env, name)) from None
 
 
 # --- what WeasyPrint may fetch -------------------------------------------------------

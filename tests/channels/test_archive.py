@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -147,3 +148,47 @@ async def test_archived_letters_follow_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(Path(receipt.reference).stat().st_mode) == 0o640
+
+
+@pytest.fixture
+async def letters(tmp_path: Path) -> AsyncIterator[Path]:
+    """The default letters folder.  At the end any reader left waiting on a FIFO
+    in it is let go (opening the write end wakes it), so that a send stuck there
+    fails the test when its timeout strikes instead of hanging the run: async, so
+    this runs before the event loop waits for its worker threads."""
+    folder = tmp_path / "data" / "letters"
+    folder.mkdir(parents=True)
+    yield folder
+    for path in folder.iterdir():
+        if stat.S_ISFIFO(path.lstat().st_mode):
+            with contextlib.suppress(OSError):  # ENXIO: nobody was reading
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+@pytest.mark.timeout(20)
+async def test_a_fifo_where_the_letter_goes_is_never_opened(tmp_path: Path, letters: Path) -> None:
+    name = f"{today()}_INT01_COD_F1026_relance-1.pdf"
+    os.mkfifo(letters / name)
+    delivery = make_delivery()
+    receipt = await archive_channel(tmp_path).send(delivery)
+
+    beside = letters / f"{today()}_INT01_COD_F1026_relance-1_2.pdf"
+    assert receipt.reference == str(beside)
+    assert beside.read_bytes() == delivery.pdf
+    assert stat.S_ISFIFO((letters / name).lstat().st_mode)
+    assert sorted(p.name for p in letters.iterdir()) == sorted([name, beside.name])
+
+
+async def test_a_symbolic_link_where_the_letter_goes_is_not_taken_for_it(
+        tmp_path: Path, letters: Path) -> None:
+    delivery = make_delivery()
+    elsewhere = tmp_path / "elsewhere.pdf"
+    elsewhere.write_bytes(delivery.pdf)  # the same letter, out of the folder
+    link = letters / f"{today()}_INT01_COD_F1026_relance-1.pdf"
+    link.symlink_to(elsewhere)
+    receipt = await archive_channel(tmp_path).send(delivery)
+
+    letter = Path(receipt.reference)
+    assert letter == letters / f"{today()}_INT01_COD_F1026_relance-1_2.pdf"
+    assert stat.S_ISREG(letter.lstat().st_mode) and letter.read_bytes() == delivery.pdf
+    assert link.is_symlink() and elsewhere.read_bytes() == delivery.pdf

@@ -245,20 +245,48 @@ async def test_header_injection_through_the_customer_is_impossible(
 
     evil_address = Recipient(code="INT01", name="INTEL",
                              email="compta@intel.example\r\nBcc: victim@attacker.example")
-    assert not channel.can_reach(evil_address)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_delivery(recipient=evil_address))
     assert caught.value.retryable is False
     assert len(smtp_server.handler.messages) == 1
 
 
-def test_can_reach_needs_a_valid_address() -> None:
+def test_can_reach_needs_an_address() -> None:
+    """A customer without one is skipped; one with a broken one is refused by
+    send(), with the reason (below), rather than skipped without a word."""
     channel = email_channel(from_address="relances@entreprise.example")
     assert channel.can_reach(Recipient("A", "A", email="a@b.example"))
     assert channel.can_reach(Recipient("A", "A", email="a@b.example, c@d.example"))
+    assert channel.can_reach(Recipient("A", "A", email="not an address"))
     assert not channel.can_reach(Recipient("A", "A"))
-    assert not channel.can_reach(Recipient("A", "A", email="not an address"))
-    assert not channel.can_reach(Recipient("A", "A", email="a@"))
+    assert not channel.can_reach(Recipient("A", "A", email=" ; , "))
+
+
+@pytest.mark.parametrize("address", [
+    "<victim@example.com>",                  # angle brackets: HeaderParseError
+    "@evil.example:victim@example.com",      # a source route: HeaderParseError
+    "compta@intel@example.com",              # two @: HeaderParseError
+    "INTEL <compta@intel.example>",
+    "compta@intel.example\x00",
+    "compta\x00@intel.example",
+    "compta@intel.example\r\nBcc: victim@example.com",
+    "compta@intel\u202e.example",            # a bidi override in the domain
+    "compta@intel.example; <victim@example.com>",
+    "not an address",
+    "a@",
+])
+async def test_an_invalid_address_is_a_permanent_failure_naming_it(
+        smtp_server: SmtpServer, address: str) -> None:
+    channel = email_channel(**smtp_server.channel_options())
+    recipient = Recipient(code="INT01", name="INTEL", email=address)
+    assert channel.can_reach(recipient)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(make_delivery(recipient=recipient))
+    assert caught.value.retryable is False
+    assert caught.value.reason.startswith("customer INT01: invalid email address: ")
+    assert "is not an email address" in caught.value.reason \
+        or "contains a" in caught.value.reason
+    assert smtp_server.handler.messages == []
 
 
 def test_configuration_errors_name_the_key(

@@ -6,6 +6,7 @@ Factur-X PDFs made with the factur-x library, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -149,3 +150,66 @@ def test_a_status_file_that_does_not_fit_exits_with_one_line(seeded: Cli, tmp_pa
     assert result.stderr.startswith(f"relances: error: {path}: line ")
     assert "ram:ProcessConditionCode: '2O7' is not a status of the specification" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+# A cell, and the address in it the error names.
+BAD_ADDRESSES = {"<victim@example.com>": "<victim@example.com>",
+                 "@evil.example:victim@example.com": "@evil.example:victim@example.com",
+                 "compta@intel.example\x00": "compta@intel.example\x00",
+                 "Compta <compta@intel.example>": "Compta <compta@intel.example>",
+                 "compta@intel.example; victim@": "victim@",
+                 "compta@intel\u202e.example": "compta@intel\u202e.example"}
+
+
+def invoice_line(n: int, email: str = "") -> str:
+    return (f"C{n}\t\tCLIENT {n}\t{email}\t01/01/2024\tF-{n}\t\t\t10,00\t10,00\t31/01/2024"
+            "\t\t\t\t\t\t")
+
+
+@pytest.mark.parametrize(("address", "shown"), BAD_ADDRESSES.items())
+def test_an_invoice_export_with_an_invalid_email_is_refused_whole(
+        cli: Cli, tsv: Callable[..., Path], address: str, shown: str) -> None:
+    # 300 good rows first: the fast reader takes them, and must not take the bad one.
+    lines = [invoice_line(n, f"compta@client{n}.example, relances@client{n}.example")
+             for n in range(1, 301)]
+    path = tsv(*lines, invoice_line(301, address))
+    result = cli(["import", "invoices", str(path)], ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == (f"relances: error: {path}:302: column 'email': not an email "
+                             f"address: {shown!r} (write it as name@domain.fr)\n")
+    assert json.loads(cli(["list", "--format", "json", "--as-of", "2024-06-01"]).stdout) == []
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES)
+def test_a_customers_file_or_json_with_an_invalid_email_is_refused(
+        cli: Cli, tmp_path: Path, address: str) -> None:
+    customers = tmp_path / "customers.csv"
+    with customers.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out, delimiter=";").writerows(
+            [["code", "name", "email"], ["C1", "Client One", "compta@one.example"],
+             ["C2", "Client Two", address]])
+    err = cli(["import", "customers", str(customers)], ok=False).stderr
+    assert err.startswith(f"relances: error: {customers}:3: column 'email': not an email "
+                          "address: ")
+    assert "no customer with code 'C1'" in cli("customer C1", ok=False).stderr
+
+    invoices = tmp_path / "invoices.json"
+    invoices.write_text(json.dumps([{
+        "customer_code": "C3", "customer_name": "Client Three", "email": address,
+        "invoice_number": "F-3", "invoice_date": "01/01/2024", "due_date": "31/01/2024",
+        "total": "10.00", "remaining": "10.00"}]), encoding="utf-8")
+    err = cli(["import", "invoices", str(invoices)], ok=False).stderr
+    assert err.startswith(f"relances: error: {invoices}: record 1: column 'email': not an "
+                          "email address: ")
+
+
+def test_valid_addresses_still_import(cli: Cli, tmp_path: Path, tsv: Callable[..., Path]) -> None:
+    path = tsv(invoice_line(1, "compta@client1.example; Relances.Client+1@sub.client1.example"))
+    cli(["import", "invoices", str(path)])
+    (row,) = json.loads(cli(["list", "--format", "json", "--as-of", "2024-06-01"]).stdout)
+    assert row["email"] == "compta@client1.example; Relances.Client+1@sub.client1.example"
+    customers = tmp_path / "customers.csv"
+    customers.write_text("code;email\nC1;\n", encoding="utf-8")
+    cli(["import", "customers", str(customers)])
+    (row,) = json.loads(cli(["list", "--format", "json", "--as-of", "2024-06-01"]).stdout)
+    assert row["email"] is None  # an empty cell still clears the address

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ from servers import (  # noqa: F401 - fixtures
     smtp_server,
     tls_files,
 )
-from sqlalchemy import select
+from sqlalchemy import Executable, select, update
 
-from relances.daemon.models import Reminder
+from relances.daemon.models import Customer, Reminder
 
 
 def channels(level1: list[str], **options: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +110,28 @@ def test_permanent_smtp_refusal_falls_back_to_print(
     assert "Échec Relance niveau 1 (Email) : " in history and "550" in history
     assert "envoi par print" in history
     assert "Relance niveau 1 (Courrier)" in history
+
+
+@pytest.mark.parametrize("address", ["<victim@example.com>", "@evil.example:victim@example.com"])
+def test_an_invalid_address_falls_back_at_once_and_says_why(
+        tmp_path: Path, database_url: str, smtp_server: SmtpServer,
+        change_ledger: Callable[[Executable], None], address: str) -> None:
+    cli = make_cli(tmp_path, database_url,
+                   channels(["email", "archive"], email=smtp_server.channel_options()))
+    # The imports refuse such a value; one already in the ledger must not jam the queue.
+    change_ledger(update(Customer).where(Customer.code == "INT01").values(email=address))
+    cli("escalate --customer INT01 --as-of 22/11/2024")
+    out = cli("send --customer INT01 --as-of 22/11/2024 --retry-for 0").stdout
+    assert "1 sent (1 by archive), 0 failed" in out
+    assert smtp_server.handler.messages == []
+    (row,) = outbox_rows(database_url)
+    assert row[1:] == ("sent", 1)
+    history = cli("history COD_F1026").stdout
+    assert f"Échec Relance niveau 1 (Email) : customer INT01: invalid email address: " \
+           f"{address!r} is not an email address" in history
+    assert "envoi par archive" in history and "Relance niveau 1 (Archive)" in history
+    (letter,) = (tmp_path / "letters").glob("*_INT01_COD_F1026_relance-1.pdf")
+    assert "INTEL" in pdf_text(letter.read_bytes())
 
 
 def test_transient_smtp_failure_is_retried_later_and_nothing_stamped(

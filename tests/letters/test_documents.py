@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import pickle
 from decimal import Decimal
@@ -10,12 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from letters_fixtures import AS_OF, letters_settings_fixture, make_settings, sessions_fixture  # noqa: F401
+from letters_fixtures import (  # noqa: F401
+    AS_OF,
+    SAMPLE_COPY,
+    letters_settings_fixture,
+    make_settings,
+    sessions_fixture,
+)
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError, RenderError
+from relances.daemon.ledger.imports import import_invoices
 from relances.daemon.letters.documents import LetterJob, prepare_letter, prepare_statement
+from relances.daemon.models import Invoice
 from relances.plugins import hookimpl
 from relances.plugins.manager import PluginError, get_plugin_manager
 
@@ -161,3 +171,75 @@ async def test_plugins_cannot_replace_fields_or_pass_objects(
     pm.register(plugin(), name="bad")
     with pytest.raises(error):
         await letter(sessions, letters_settings, "COD_F1031", pm=pm)
+
+
+# --- invoice copies: read from the invoices folder only ----------------------------
+
+
+def _export(tmp_path: Path, pdf: str, suffix: str = ".csv") -> Path:
+    path = tmp_path / f"export{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps([{
+            "customer_code": "INT01", "customer_name": "INTEL", "invoice_number": "COD_F2001",
+            "invoice_date": "2024-10-01", "due_date": "2024-10-31", "total": "10.00",
+            "remaining": "10.00", "pdf_path": pdf}]), encoding="utf-8")
+    else:
+        path.write_text("Customer code,Customer name,Invoice number,Invoice date,Due date,"
+                        f"Total,Remaining,PDF\nINT01,INTEL,COD_F2001,01/10/2024,31/10/2024,"
+                        f"10.00,10.00,{pdf}\n", encoding="utf-8")
+    return path
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A readable PDF outside the invoices folder, and a link to it inside."""
+    (tmp_path / "elsewhere").mkdir(exist_ok=True)
+    secret = tmp_path / "elsewhere" / "payroll.pdf"
+    secret.write_bytes(SAMPLE_COPY.read_bytes())
+    (tmp_path / "invoices" / "link.pdf").symlink_to(secret)
+    return secret
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+async def test_import_refuses_a_pdf_cell_outside_the_invoices_folder(
+        sessions: Sessions, letters_settings: Settings, tmp_path: Path, suffix: str) -> None:
+    secret = _outside(tmp_path)
+    where = {".csv": "export.csv:2: column 'PDF'",
+             ".json": "export.json: record 1: column 'pdf_path'"}[suffix]
+    for cell in (str(secret), "invoices/../elsewhere/payroll.pdf", "invoices/link.pdf",
+                 "/etc/passwd"):
+        path = _export(tmp_path, cell, suffix)
+        async with sessions() as session:
+            with pytest.raises(LedgerError) as caught:
+                await import_invoices(session, path, settings=letters_settings)
+        assert str(caught.value) == (
+            f"{tmp_path / where}: {cell} is not in the invoices folder "
+            f"{tmp_path / 'invoices'} (letters.invoice_pdf_pattern): invoice copies are "
+            "read from there only")
+    async with sessions() as session:
+        assert await session.scalar(select(Invoice).where(Invoice.number == "COD_F2001")) \
+            is None
+        await import_invoices(session, _export(tmp_path, "invoices/COD_F1026.pdf", suffix),
+                              settings=letters_settings)
+        await session.commit()
+    job = await letter(sessions, letters_settings, "COD_F2001", level=3)
+    assert job.copy_paths == (str(tmp_path / "invoices" / "COD_F1026.pdf"),)
+
+
+async def test_preparation_refuses_a_copy_that_leads_out_of_the_invoices_folder(
+        sessions: Sessions, letters_settings: Settings, tmp_path: Path) -> None:
+    """A path stored before the import checked it, or a link made since."""
+    secret = _outside(tmp_path)
+    async with sessions.begin() as session:
+        invoice = await session.scalar(select(Invoice).where(Invoice.number == "COD_F1023"))
+        assert invoice is not None
+        invoice.pdf_path = str(secret)
+    with pytest.raises(RenderError, match=r"^invoice COD_F1023: the copy to attach is "
+                                          r"refused: .*payroll\.pdf is not in the invoices "
+                                          r"folder"):
+        await letter(sessions, letters_settings, "COD_F1023")
+    copy = tmp_path / "invoices" / "COD_F1026.pdf"
+    copy.unlink()
+    copy.symlink_to(secret)  # the pattern's own path, now a link out of the folder
+    with pytest.raises(RenderError, match=r"^invoice COD_F1026: the copy to attach is "
+                                          r"refused: .*COD_F1026\.pdf is not in the invoices"):
+        await letter(sessions, letters_settings, "COD_F1026")

@@ -14,7 +14,7 @@ import pytest
 from letters_fixtures import ROOT, make_settings, pdf_text
 
 from relances.daemon.config import Settings
-from relances.daemon.errors import ConfigError
+from relances.daemon.errors import ConfigError, RenderError
 from relances.daemon.letters.check import check_templates
 from relances.daemon.letters.mergefields import (
     LETTER_FIELDS,
@@ -201,3 +201,50 @@ def test_merge_fields_doc_is_generated_from_the_code() -> None:
     doc = (ROOT / "docs" / "merge-fields.md").read_text(encoding="utf-8")
     assert doc == markdown(), \
         "regenerate: python -m relances.daemon.letters.mergefields > docs/merge-fields.md"
+
+
+def test_a_link_out_of_the_templates_folder_is_refused(tmp_path: Path) -> None:
+    """``ln -s /etc/passwd fr/x`` then ``{% include 'x' %}`` must not print the file."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:SECRET-LINE\n", encoding="utf-8")
+    settings = override(tmp_path, "letter_1.html", "<p>{% include 'x' %}</p>\n")
+    link = tmp_path / "my-templates" / "fr" / "x"
+    link.symlink_to(secret)
+    with pytest.raises(ConfigError) as caught:
+        check_templates(settings)
+    assert str(caught.value) == (
+        f"{tmp_path / 'my-templates' / 'fr' / 'letter_1.html'}:1: not allowed in a template: "
+        f"template 'x' leads outside the templates folder {link.parent} (to {secret})")
+    with pytest.raises(RenderError, match="template 'x' leads outside the templates folder"):
+        PdfEngine(settings).pdf("fr", "letter_1.html", {})
+
+
+def test_a_linked_folder_or_letter_out_of_the_templates_folder_is_refused(
+        tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.html").write_text("SECRET-LINE", encoding="utf-8")
+    settings = override(tmp_path, "statement.html", "{% include 'etc/secret.html' %}")
+    folder = tmp_path / "my-templates" / "fr"
+    (folder / "etc").symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match=r"statement\.html:1: not allowed in a template: "
+                                          r"template 'etc/secret\.html' leads outside"):
+        check_templates(settings)
+    (folder / "statement.html").unlink()
+    (folder / "statement.html").symlink_to(elsewhere / "secret.html")
+    with pytest.raises(ConfigError, match=r"^statement\.html: not allowed in a template: "
+                                          r"template 'statement\.html' leads outside"):
+        check_templates(settings)
+
+
+def test_a_link_inside_the_templates_folder_still_works(tmp_path: Path) -> None:
+    settings = override(tmp_path, "greeting.html", "<p>Bonjour {{ customer.name }}</p>")
+    folder = tmp_path / "my-templates" / "fr"
+    (folder / "salut.html").symlink_to(folder / "greeting.html")
+    (folder / "letter_1.html").write_text(
+        '{% extends "layout.html" %}{% block body %}{% include "salut.html" %}{% endblock %}',
+        encoding="utf-8")
+    assert check_templates(settings) == []
+    html = PdfEngine(settings).html("fr", "letter_1.html", sample_context(
+        settings, kind="letter", level=1, language="fr", consumer=False))
+    assert "<p>Bonjour INTEL</p>" in html
