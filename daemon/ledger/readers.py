@@ -60,7 +60,8 @@ INVOICE_COLUMNS: dict[str, str] = {
     "relance le": "last_reminded_on", "last reminded on": "last_reminded_on",
     "n": "level", "level": "level",
     "pdf": "pdf_path", "pdf path": "pdf_path",
-    # Who the customer is: a SIREN, SIRET or VAT number makes a business.
+    # Who the customer is: a SIREN, SIRET or VAT number makes a business of a
+    # customer whose kind is not known yet (kinds.implied_kind).
     "siren": "siren", "siret": "siren", "n siren": "siren", "n siret": "siren",
     "tva": "vat_number", "n tva": "vat_number", "tva intracom": "vat_number",
     "vat": "vat_number", "vat number": "vat_number",
