@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from babel import Locale
+
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
 from relances.daemon.ledger.latecharges import ZERO, late_charges
@@ -146,10 +148,18 @@ def window_address(settings: Settings, customer: Customer) -> list[str]:
     country out of domestic mail, and puts it last for mail abroad."""
     lines = list(customer.address)
     country = (customer.country or "").strip()
-    if lines and country and country.casefold() == settings.sender.country.strip().casefold() \
-            and lines[-1] == country:
+    if lines and country and lines[-1] == country \
+            and _country_name(country) == _country_name(settings.sender.country):
         lines.pop()
     return lines
+
+
+def _country_name(value: str) -> str:
+    """``FR``, ``fr`` and ``France`` alike: an ISO code is read as its country's name."""
+    value = value.strip()
+    if len(value) == 2 and value.isalpha():
+        value = Locale("fr").territories.get(value.upper(), value)
+    return value.casefold()
 
 
 def build_context(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,

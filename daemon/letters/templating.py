@@ -99,12 +99,20 @@ def _money(locale: str) -> Any:
     return money
 
 
+_FIRST_DAY = re.compile(r"(?<!\d)1(?!\d)")
+
+
 def _date(locale: str) -> Any:
     def date(value: dt.date | None, style: str = "short") -> str:
         if value is None:
             return ""
         pattern = _SHORT_DATE if style == "short" else style
-        return format_date(value, pattern, locale=locale)
+        text = format_date(value, pattern, locale=locale)
+        if value.day == 1 and locale.startswith("fr") and (style in ("long", "full")
+                                                            or "MMMM" in style):
+            # French writes the first of the month as an ordinal: "le 1er juin 2024".
+            text = _FIRST_DAY.sub("1er", text, count=1)
+        return text
 
     return date
 

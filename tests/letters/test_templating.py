@@ -16,6 +16,7 @@ from letters_fixtures import ROOT, make_settings, pdf_text
 from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError, RenderError
 from relances.daemon.letters.check import check_templates
+from relances.daemon.letters.context import window_address
 from relances.daemon.letters.mergefields import (
     LETTER_FIELDS,
     LETTER_GROUPS,
@@ -32,6 +33,7 @@ from relances.daemon.letters.templating import (
     TemplateFetcher,
     make_environment,
 )
+from relances.daemon.models import Customer
 
 
 def override(tmp_path: Path, name: str, text: str, language: str = "fr") -> Settings:
@@ -182,6 +184,29 @@ def test_money_and_dates_in_french_and_english(tmp_path: Path) -> None:
     assert fr["rate"](Decimal("12.15")) == "12,15\u00a0%"
     assert en["money"](Decimal("1253.06")) == "€1,253.06"
     assert en["date"](dt.date(2023, 11, 24), "long") == "24 November 2023"
+
+
+def test_the_first_of_the_month_is_an_ordinal_in_french(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    fr = make_environment(settings, "fr").filters
+    en = make_environment(settings, "en").filters
+    assert fr["date"](dt.date(2026, 12, 1), "long") == "1er décembre 2026"
+    assert fr["date"](dt.date(2026, 12, 1), "full") == "mardi 1er décembre 2026"
+    assert fr["date"](dt.date(2026, 12, 11), "long") == "11 décembre 2026"
+    assert fr["date"](dt.date(2026, 12, 21), "long") == "21 décembre 2026"
+    assert fr["date"](dt.date(2026, 12, 1)) == "01/12/2026"  # figures stay figures
+    assert en["date"](dt.date(2026, 12, 1), "long") == "1 December 2026"
+
+
+def test_a_domestic_address_given_with_a_country_code_leaves_the_country_out(
+        tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    home = Customer(code="C1", name="Martin", address_line1="12 rue de la République",
+                    postal_code="69002", city="Lyon", country="FR")
+    abroad = Customer(code="C2", name="Dupont", address_line1="Rue Neuve 1",
+                      postal_code="1000", city="Bruxelles", country="Belgique")
+    assert window_address(settings, home) == ["12 rue de la République", "69002 Lyon"]
+    assert window_address(settings, abroad)[-1] == "Belgique"
 
 
 # --- the documentation cannot drift ----------------------------------------------------
