@@ -260,8 +260,9 @@ Filters (Babel, in the letter's language):
 |---|---|
 | `{{ invoice.remaining \\| money }}` | `680,40 €`, `1 253,06 €` |
 | `{{ today \\| date }}` | `22/11/2024` |
-| `{{ today \\| date("long") }}` | `22 novembre 2024` |
+| `{{ today \\| date("long") }}` | `22 novembre 2024`, `1er décembre 2026` |
 | `{{ late_charges.annual_rate \\| rate }}` | `12,15 %` |
+| `{{ invoice.days_overdue \\| days }}` | `1 027 j` (`1,027 d` in English) |
 
 Examples below come from the sample the template check renders (a level-3
 statement for INTEL on 22/11/2024)."""

@@ -117,6 +117,17 @@ def _date(locale: str) -> Any:
     return date
 
 
+def _days(locale: str) -> Any:
+    """``1027`` → ``1 027 j`` (``1,027 d``): the figure grouped, a no-break space before
+    the unit, so a delay never breaks across two lines."""
+    unit = "j" if locale.startswith("fr") else "d"
+
+    def days(value: int) -> str:
+        return f"{format_decimal(value, locale=locale)}\u00a0{unit}"
+
+    return days
+
+
 def _rate(locale: str) -> Any:
     def rate(value: Decimal | int | str) -> str:
         # French writes a no-break space before the percent sign; English does not.
@@ -198,7 +209,8 @@ def make_environment(settings: Settings, language: str) -> LetterEnvironment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(money=_money(locale), date=_date(locale), rate=_rate(locale))
+    env.filters.update(money=_money(locale), date=_date(locale), rate=_rate(locale),
+                       days=_days(locale))
     env.output_limit = settings.letters.render_output_mb << 20
     return env
 

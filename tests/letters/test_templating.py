@@ -196,6 +196,8 @@ def test_the_first_of_the_month_is_an_ordinal_in_french(tmp_path: Path) -> None:
     assert fr["date"](dt.date(2026, 12, 21), "long") == "21 décembre 2026"
     assert fr["date"](dt.date(2026, 12, 1)) == "01/12/2026"  # figures stay figures
     assert en["date"](dt.date(2026, 12, 1), "long") == "1 December 2026"
+    assert fr["days"](1027) == "1\u202f027\u00a0j" and fr["days"](8) == "8\u00a0j"
+    assert en["days"](1027) == "1,027\u00a0d"
 
 
 def test_a_domestic_address_given_with_a_country_code_leaves_the_country_out(
