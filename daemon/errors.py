@@ -34,5 +34,10 @@ class RenderError(RelancesError):
     """A letter could not be rendered (template error, missing invoice copy)."""
 
 
+class NothingToSend(RenderError):
+    """The document has nothing to ask for (no overdue invoice left, all at level 0):
+    a reminder for it is cancelled, not failed."""
+
+
 class BankError(RelancesError):
     """A bank statement that cannot be read, or a review action that does not apply."""

@@ -24,7 +24,7 @@ from typing import Any
 from relances.daemon.dispatch import outbox, records
 from relances.daemon.dispatch.channels import Channels, delivery_for, worker_name
 from relances.daemon.dispatch.leases import Lease, Leases, stale, still_held
-from relances.daemon.errors import LedgerError, RelancesError, RenderError
+from relances.daemon.errors import LedgerError, NothingToSend, RelancesError, RenderError
 from relances.daemon.ledger.due import not_remindable
 from relances.daemon.letters.documents import LetterJob, prepare_letter, prepare_statement
 from relances.daemon.letters.pool import Renderer
@@ -203,7 +203,7 @@ class Dispatcher:
                 try:
                     job = await prepare_statement(session, self.app.settings, customer.code,
                                                   as_of=as_of, level=reminder.level, pm=self.pm)
-                except RenderError:
+                except NothingToSend:  # any other RenderError is a failure, named
                     return "nothing is overdue any more"
         return reminder, customer, job
 

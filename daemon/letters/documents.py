@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
-from relances.daemon.errors import LedgerError, RenderError
+from relances.daemon.errors import LedgerError, NothingToSend, RenderError
 from relances.daemon.ledger.book import InvoiceCopies, invoice_copy_path
 from relances.daemon.ledger.due import overdue_invoices
 from relances.daemon.letters.context import build_context, customer_fields
@@ -163,11 +163,11 @@ async def prepare_statement(session: AsyncSession, settings: Settings, customer_
         raise LedgerError(f"unknown customer {customer_code}")
     invoices = list(await overdue_invoices(session, customer.id, as_of))
     if not invoices:
-        raise RenderError(f"customer {customer_code} has no overdue invoice: nothing to send")
+        raise NothingToSend(f"customer {customer_code} has no overdue invoice: nothing to send")
     level = max(i.level for i in invoices) if level is None else level
     if level == 0:
-        raise RenderError(f"customer {customer_code}: every overdue invoice is at level 0: "
-                          "nothing to send")
+        raise NothingToSend(f"customer {customer_code}: every overdue invoice is at level 0: "
+                            "nothing to send")
     return _job(settings, customer, invoices, kind="statement", level=level, as_of=as_of,
                 pm=pm)
 
