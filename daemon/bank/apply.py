@@ -34,7 +34,7 @@ from relances.daemon.bank.statements import Entry, Statement
 from relances.daemon.config import Settings
 from relances.daemon.errors import BankError
 from relances.daemon.ledger.book import payment_action, record_payment
-from relances.daemon.ledger.bulk import bulk_insert, bulk_update, history_row
+from relances.daemon.ledger.bulk import bulk_insert, bulk_update, history_row, rows_in
 from relances.daemon.models import BankEntry, BankStatement, Customer, HistoryEntry, Invoice, Payment, utcnow
 
 CHUNK = 500
@@ -73,12 +73,11 @@ def described(entry: Entry) -> str:
     return text
 
 
-async def _already_read(session: AsyncSession, identities: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(identities), CHUNK):
-        found.update((await session.execute(select(BankEntry.identity).where(
-            BankEntry.identity.in_(identities[i:i + CHUNK])))).scalars())
-    return found
+async def _ids_of(session: AsyncSession, identities: list[str]) -> dict[str, int]:
+    """The entries already read, by identity: their ids."""
+    rows = await rows_in(session, select(BankEntry.identity, BankEntry.id), BankEntry.identity,
+                         identities)
+    return dict(rows)
 
 
 async def record_allocations(session: AsyncSession, settings: Settings, row: BankEntry,
@@ -177,24 +176,16 @@ async def _still_as_read(session: AsyncSession, plans: list[_Plan]) -> bool:
     for plan in plans:
         for allocation in plan.pays:
             read.setdefault(allocation.invoice.id, allocation.invoice.remaining)
-    ids = sorted(read)
-    for i in range(0, len(ids), CHUNK):
-        rows = await session.execute(select(Invoice.id, Invoice.remaining)
-                                     .where(Invoice.id.in_(ids[i:i + CHUNK])).with_for_update())
-        if any(read[invoice_id] != remaining for invoice_id, remaining in rows):
-            return False
-    return True
+    rows = await rows_in(session, select(Invoice.id, Invoice.remaining).with_for_update(),
+                         Invoice.id, sorted(read))
+    return all(read[invoice_id] == remaining for invoice_id, remaining in rows)
 
 
 async def _write(session: AsyncSession, statement_id: int, plans: list[_Plan], *, user: str) -> None:
     """The entries, their payments and links, the invoices' new remaining and the history."""
     await bulk_insert(session, BankEntry, [plan.row(statement_id) for plan in plans])
-    ids_of: dict[str, int] = {}
-    identities = [plan.entry.identity for plan in plans]
-    for i in range(0, len(identities), CHUNK):
-        ids_of.update((await session.execute(select(BankEntry.identity, BankEntry.id).where(
-            BankEntry.identity.in_(identities[i:i + CHUNK])))).all())
-    ids = [ids_of[identity] for identity in identities]
+    ids_of = await _ids_of(session, [plan.entry.identity for plan in plans])
+    ids = [ids_of[plan.entry.identity] for plan in plans]
     payments, links, history = [], [], []
     left: dict[int, Decimal] = {}
     now = utcnow()
@@ -227,7 +218,7 @@ async def import_statement(session: AsyncSession, settings: Settings, statement:
     meanwhile), the statement is matched again against the new book.
     """
     result = BankImport(statement.source, entries=len(statement.entries))
-    read = await _already_read(session, [e.identity for e in statement.entries])
+    read = await _ids_of(session, [e.identity for e in statement.entries])
     fresh = [e for e in statement.entries if e.identity not in read]
     result.already = len(statement.entries) - len(fresh)
     record = BankStatement(source=statement.source[:300], format=statement.format,

@@ -143,6 +143,16 @@ def _driver_insert(dialect: Dialect, table: Table, first: dict[str, Any]) -> _Dr
     return _DriverInsert(compiled.string, sources)
 
 
+async def rows_in(session: AsyncSession, query: Select[Any], column: Any,
+                  values: Sequence[Any]) -> list[Any]:
+    """The rows of ``query`` whose ``column`` is one of ``values``, CHUNK values to a
+    statement (SQLite takes 999 parameters at most)."""
+    found: list[Any] = []
+    for i in range(0, len(values), CHUNK):
+        found += (await session.execute(query.where(column.in_(values[i:i + CHUNK])))).all()
+    return found
+
+
 async def bulk_update(session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
     """``UPDATE`` each row (its ``id`` and the same other keys in every row), through
     the driver's executemany with each value through its column's bind processor."""

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger.book import add_history, euros, record_payment
-from relances.daemon.ledger.bulk import CHUNK
+from relances.daemon.ledger.bulk import rows_in
 from relances.daemon.ledger.cdar import Status
 from relances.daemon.models import Invoice, InvoiceStatus
 
@@ -78,20 +78,14 @@ def check_seller(settings: Settings, statuses: list[Status], source: str) -> Non
 
 
 async def _invoices(session: AsyncSession, numbers: list[str]) -> dict[str, Invoice]:
-    found: dict[str, Invoice] = {}
-    for i in range(0, len(numbers), CHUNK):
-        rows = await session.execute(select(Invoice).where(Invoice.number.in_(numbers[i:i + CHUNK]))
-                                     .with_for_update())
-        found.update((invoice.number, invoice) for invoice in rows.scalars())
-    return found
+    rows = await rows_in(session, select(Invoice).with_for_update(), Invoice.number, numbers)
+    return {invoice.number: invoice for (invoice,) in rows}
 
 
 async def _read_before(session: AsyncSession, identities: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(identities), CHUNK):
-        found.update((await session.execute(select(InvoiceStatus.identity).where(
-            InvoiceStatus.identity.in_(identities[i:i + CHUNK])))).scalars())
-    return found
+    rows = await rows_in(session, select(InvoiceStatus.identity), InvoiceStatus.identity,
+                         identities)
+    return {identity for (identity,) in rows}
 
 
 async def apply_statuses(session: AsyncSession, settings: Settings,
