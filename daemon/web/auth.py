@@ -96,12 +96,18 @@ async def api_viewer(request: Request) -> Viewer:
 PageViewer = Annotated[Viewer, Depends(page_viewer)]
 
 
-async def changing_form(request: Request, needed: str) -> tuple[Viewer, FormData]:
-    """A form that changes something: a logged-in user, this session's CSRF token, the role."""
-    viewer = await page_viewer(request)
+async def csrf_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token is this session's."""
     form = await request.form()
     token = form.get("csrf")
     if not session_of(request).csrf_ok(token if isinstance(token, str) else None):
         raise CsrfRefused()
+    return form
+
+
+async def changing_form(request: Request, needed: str) -> tuple[Viewer, FormData]:
+    """A form that changes something: a logged-in user, this session's CSRF token, the role."""
+    viewer = await page_viewer(request)
+    form = await csrf_form(request)
     viewer.require(needed)
     return viewer, form

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from relances.daemon.web import accounts
-from relances.daemon.web.auth import CsrfRefused, relances, session_of
+from relances.daemon.web.auth import csrf_form, relances, session_of
 from relances.daemon.web.guard import LoginLimiter, safe_return
 from relances.daemon.web.rendering import Pages
 
@@ -32,10 +32,7 @@ async def login_page(request: Request, suivant: str = "/relances") -> Response:
 @router.post("/login")
 async def login_submit(request: Request) -> Response:
     session = session_of(request)
-    form = await request.form()
-    token = form.get("csrf")
-    if not session.csrf_ok(token if isinstance(token, str) else None):
-        raise CsrfRefused()
+    form = await csrf_form(request)
     name = str(form.get("nom", "")).strip()[:100]
     password = str(form.get("mot_de_passe", ""))
     target = safe_return(str(form.get("suivant", "")))
@@ -61,10 +58,7 @@ async def login_submit(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     session = session_of(request)
-    form = await request.form()
-    token = form.get("csrf")
-    if not session.csrf_ok(token if isinstance(token, str) else None):
-        raise CsrfRefused()
+    await csrf_form(request)
     session.log_out()
     session.flash("Vous êtes déconnecté.")
     return RedirectResponse("/login", status_code=303)
