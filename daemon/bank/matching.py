@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,8 +56,7 @@ def number_key(number: str) -> str:
     return "".join(_TOKEN.findall(number)).upper()
 
 
-@dataclass(frozen=True, slots=True)
-class OpenInvoice:
+class OpenInvoice(NamedTuple):  # a tuple: a book holds a hundred thousand of them
     id: int
     number: str
     customer_id: int

@@ -57,6 +57,8 @@ _SPACES = re.compile(r"[\s\u00a0\u202f]+")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _OPENING = re.compile(r"[Rr][Ff][0-9]{2}")
 _GAP = re.compile(r"[ \t\u00a0\u202f]+")
+_CREDITOR_REFERENCE = re.compile(r"RF[0-9]{2}[A-Z0-9]{1,21}")
+_AS_DIGITS = {ord(c): str(ord(c) - 55) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 
 
 def _reference(body: str) -> str:
@@ -103,9 +105,8 @@ def decode_reference(reference: str) -> tuple[str, object] | None:
     ``("statement", (customer_id, date))``; None when its check digits are
     wrong or its body fits no form (a statement of a day that does not exist,
     an id written with a leading zero)."""
-    try:
-        compact = iso11649.validate(reference)
-    except ValidationError:
+    compact = checked_reference(reference)
+    if compact is None:
         return None
     body = compact[4:]
     if match := _ID.fullmatch(body):
@@ -125,11 +126,27 @@ def decode_reference(reference: str) -> tuple[str, object] | None:
     return None
 
 
-def _valid(candidate: str) -> str | None:
-    try:
-        return str(iso11649.validate(candidate))
-    except ValidationError:
+def checked_reference(reference: str) -> str | None:
+    """The reference, compact and upper-case, when its check digits hold.
+
+    What ``stdnum.iso11649.validate`` accepts (ISO 7064 Mod 97-10 over the
+    body then ``RF`` and the check digits), in a few microseconds instead of
+    some thirty: a statement's every entry goes through here.  Only ASCII:
+    ``"ı".upper()`` is ``"I"``, and no bank writes a dotless i in a reference.
+    """
+    compact = "".join(reference.split())
+    if not compact.isascii():
         return None
+    compact = compact.upper()
+    if not _CREDITOR_REFERENCE.fullmatch(compact):
+        return None
+    return compact if mod_97_10_holds(compact[4:] + compact[:4]) else None
+
+
+def mod_97_10_holds(number: str) -> bool:
+    """ISO 7064 Mod 97-10 over upper-case letters and digits (A = 10 … Z = 35), as
+    creditor references and IBANs check it."""
+    return int(number.translate(_AS_DIGITS)) % 97 == 1
 
 
 def find_references(text: str) -> list[str]:
@@ -162,7 +179,7 @@ def _references(text: str) -> tuple[str, ...]:
             readings.append(readings[-1] + words[j].group())
             j += 1
         for taken, reading in reversed(list(enumerate(readings, start=1))):
-            valid = _valid(reading)
+            valid = checked_reference(reading)
             if valid:
                 if valid not in found:
                     found.append(valid)

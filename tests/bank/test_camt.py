@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import string
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -10,9 +12,11 @@ from pathlib import Path
 import pytest
 import schwifty
 from helpers import ROOT
+from stdnum import iban as stdnum_iban
 from stdnum import iso11649
+from stdnum.exceptions import ValidationError
 
-from relances.daemon.bank import camt
+from relances.daemon.bank import camt, camt_quick
 from relances.daemon.errors import BankError
 
 DATA = ROOT / "tests" / "bank" / "data"
@@ -331,3 +335,29 @@ def test_the_bench_statement_reads_the_same_both_ways(tmp_path: Path,
     assert len(taken) == 600 and all(taken)  # every entry of it is plain
     _careful_only(monkeypatch)
     assert read(tmp_path / "releve.xml") == quick
+
+
+def test_the_quick_iban_check_agrees_with_python_stdnum() -> None:
+    """camt_quick's IBAN check is stdnum's (country layout, mod 97-10) looked up once per
+    country; the one difference: check digits must be digits, as ISO 13616 asks."""
+    rng = random.Random(5)
+    given = [str(schwifty.IBAN.generate("FR", bank_code="30006", account_code=f"{i:011d}"))
+             for i in range(100)]
+    given += ["DE89370400440532013000", "GB82WEST12345698765432", "BE68539007547034",
+              "ES9121000418450200051332", "NO9386011117947", "FR1420041010050500013M02606"]
+    cases = list(given)
+    for iban in given:
+        for _ in range(6):
+            chars = list(iban)
+            chars[rng.randrange(len(chars))] = rng.choice(string.ascii_uppercase + string.digits)
+            cases.append("".join(chars))
+    cases += ["fr14 2004 1010 0505 0001 3m02 606", "FR14-2004-1010-0505-0001-3M02-606", "XX00",
+              "ZZ89370400440532013000", "FR142004101005050001", ""]
+    for case in cases:
+        try:
+            expected = stdnum_iban.validate(case, check_country=False)
+        except ValidationError:
+            expected = None
+        if expected is not None and not expected[2:4].isdigit():
+            expected = None
+        assert camt_quick._iban(case) == expected, case

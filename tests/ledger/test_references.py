@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import string
 from decimal import Decimal
 
 import pytest
 from stdnum import iso11649
+from stdnum.exceptions import ValidationError
 from stdnum.iso7064 import mod_97_10
 
 from relances.daemon.ledger.references import (
+    checked_reference,
     decode_reference,
     epc_qr_payload,
     find_references,
@@ -27,6 +31,36 @@ def rf(body: str) -> str:
 def bad_check_digits(reference: str) -> str:
     wrong = (int(reference[2:4]) + 1) % 100
     return f"RF{wrong:02d}{reference[4:]}"
+
+
+def mutations(text: str, count: int, seed: int) -> list[str]:
+    """``text`` with one character changed, ``count`` times (letters, digits, a space, a dash)."""
+    rng = random.Random(seed)
+    alphabet = string.ascii_uppercase + string.digits + " -"
+    done = []
+    for _ in range(count):
+        chars = list(text)
+        chars[rng.randrange(len(chars))] = rng.choice(alphabet)
+        done.append("".join(chars))
+    return done
+
+
+def test_the_quick_check_agrees_with_python_stdnum() -> None:
+    """checked_reference is iso11649.validate made quick; the one difference: check digits
+    must be digits (stdnum reads "RF2B…" with B as 11, ISO 11649 asks for two digits)."""
+    given = [invoice_reference(f"F{i}", i) for i in range(200)]
+    given += [invoice_reference(f"COD_F{i}", i) for i in range(50)]
+    given += [statement_reference(i, dt.date(2026, 11, i % 28 + 1)) for i in range(50)]
+    cases = given + [m for i, r in enumerate(given) for m in mutations(r, 4, i)]
+    cases += ["rf18 5390 0754 7034", "RF18539007547034 ", "RF00", "RF", "", "RF18\u0131", "R F18"]
+    for case in cases:
+        try:
+            expected = iso11649.validate(case)
+        except ValidationError:
+            expected = None
+        if expected is not None and not expected[2:4].isdigit():
+            expected = None
+        assert checked_reference(case) == expected, case
 
 
 # --- invoice references -------------------------------------------------------------------
