@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
@@ -331,6 +331,36 @@ async def customer_history(session: AsyncSession, customer: Customer) -> list[St
     steps = [Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference)
              for e in entries.scalars()]
     return sorted(steps, key=lambda step: _aware(step.at), reverse=True)
+
+
+async def customer_timeline(session: AsyncSession, customer: Customer, *,
+                            limit: int = 200) -> list[tuple[Step, str | None]]:
+    """What happened with a customer, newest first, at most ``limit`` steps: its own
+    (kind, credit) and its invoices' (reminders, escalations, payments, holds), each
+    with its invoice's number (None for the customer's own)."""
+    invoices = (await session.execute(
+        select(Invoice.id, Invoice.number, Invoice.level1_run_id, Invoice.level2_run_id,
+               Invoice.level3_run_id).where(Invoice.customer_id == customer.id))).all()
+    numbers = {row.id: row.number for row in invoices}
+    entries = await session.execute(
+        select(HistoryEntry).where(or_(
+            HistoryEntry.customer_id == customer.id,
+            HistoryEntry.invoice_id.in_(select(Invoice.id).where(Invoice.customer_id == customer.id))))
+        .order_by(HistoryEntry.at.desc(), HistoryEntry.id.desc()).limit(limit))
+    found = [(Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference),
+              numbers.get(e.invoice_id) if e.invoice_id is not None else None)
+             for e in entries.scalars()]
+    levels = {run_id: (row.number, level) for row in invoices
+              for level, run_id in ((1, row.level1_run_id), (2, row.level2_run_id),
+                                    (3, row.level3_run_id)) if run_id is not None}
+    if levels:
+        runs = await session.execute(select(RunRecord).where(RunRecord.id.in_(levels)))
+        for run in runs.scalars():
+            number, level = levels[run.id]
+            found.append((Step(run.started_at, run.user, escalation_action(level), "escalated",
+                               level), number))
+    found.sort(key=lambda pair: _aware(pair[0].at), reverse=True)
+    return found[:limit]
 
 
 def _aware(at: dt.datetime) -> dt.datetime:

@@ -22,6 +22,7 @@ from relances.daemon.web.auth import NotFound, PageViewer, relances
 from relances.daemon.web.rendering import Pages
 
 router = APIRouter(include_in_schema=False)
+HISTORY_SHOWN = 200  # steps on a customer's card; an invoice's page has all of its own
 
 # The seed's columns, each with the sort key of its header link (None: not sortable).
 COLUMNS = (("Code", "code"), ("Affilié", None), ("Nom", "nom"), ("email", None),
@@ -90,12 +91,15 @@ async def reminders(request: Request, viewer: PageViewer) -> Response:
         descending=descending, today=today, here=here)
 
 
-def _history(app: Any, steps: list[book.Step]) -> list[dict[str, Any]]:
+def _history(app: Any, steps: list[book.Step],
+             numbers: list[str | None] | None = None) -> list[dict[str, Any]]:
+    """The lines of a history table; with ``numbers``, each line's invoice (a customer's)."""
     lines = []
-    for step in steps:
+    for index, step in enumerate(steps):
         day, time = fmt.local_time(step.at, app.settings.zone)
         lines.append({"date": day, "heure": time, "action": step.action, "user": step.user,
-                      "reference": step.reference or ""})
+                      "reference": step.reference or "",
+                      "facture": numbers[index] if numbers is not None else None})
     return lines
 
 
@@ -112,12 +116,13 @@ async def customer_card(code: str, request: Request,
         invoices = await screens.open_invoices_of(session, customer)
         due = await book.amount_due(session, customer)
         notes = await book.notes_of(session, customer)
-        steps = await book.customer_history(session, customer)
+        timeline = await book.customer_timeline(session, customer, limit=HISTORY_SHOWN)
     overdue = sum((i.remaining for i in invoices if i.due_date < today), Decimal(0))
+    history = _history(app, [step for step, _ in timeline], [number for _, number in timeline])
     return _pages(request).render(
         request, "client.html", customer=customer, invoices=invoices, due=due, overdue=overdue,
         today=today, notes=[(fmt.local_time(n.at, app.settings.zone), n) for n in notes],
-        history=_history(app, steps), here=request.url.path)
+        history=history, history_shown=HISTORY_SHOWN, here=request.url.path)
 
 
 @router.get("/factures/{number:path}")

@@ -172,6 +172,19 @@ def test_the_customer_card(as_role, people: Cli) -> None:  # type: ignore[no-unt
     assert "Appel : règlement promis" in page and "tester" in page
 
 
+def test_the_customer_card_tells_what_happened_to_its_invoices(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    people(["pay", "COD_F1026", "80", "--reference", "CHQ-7", "--method", "chèque"])
+    people(["set-level", "COD_F1026", "2"])
+    people(["customer", "INT01", "--kind", "public"])
+    page = as_role("lecture").get("/clients/INT01").text
+    history = page[page.index("Historique du client"):]
+    assert "Aucune étape." not in history
+    assert '<a href="/factures/COD_F1026">COD_F1026</a>' in history
+    assert "Règlement de 80,00 € reçu le" in history
+    assert "Nature du client modifiée" in history  # the customer's own steps too, with no invoice
+    assert history.index("Nature du client modifiée") < history.index("Règlement de 80,00 €")
+
+
 def test_the_invoice_page(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
     people(["pay", "COD_F1026", "80", "--reference", "CHQ-7", "--method", "chèque"])
     page = as_role("lecture").get("/factures/COD_F1026").text
