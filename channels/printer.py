@@ -21,6 +21,7 @@ from relances.plugins import (
     Delivery,
     DeliveryError,
     Receipt,
+    Recipient,
     RegisterChannel,
     hookimpl,
 )
@@ -75,7 +76,15 @@ class PrintChannel(Channel):
             argv += ["-o", f"{name}={value}" if value else name]
         return argv
 
+    def can_reach(self, recipient: Recipient) -> bool:
+        """A printed letter goes in a window envelope: it needs a postal address."""
+        return recipient.has_postal_address()
+
     async def send(self, delivery: Delivery) -> Receipt:
+        if not delivery.recipient.has_postal_address():
+            raise DeliveryError(f"customer {delivery.recipient.code} has no postal address (a "
+                                "street line and a city): nothing to print in the window",
+                                retryable=False)
         await self._check_printer()
         result = await run(self.lp_argv(delivery), stdin=delivery.pdf, timeout=self.timeout)
         match = _REQUEST_ID.search(result.stdout)

@@ -56,6 +56,18 @@ class Recipient:
     is_consumer: bool = False
     # business | public | consumer | unknown (added in 0.2; is_consumer is kind == "consumer")
     kind: str = "unknown"
+    # The locality line's parts, as in ``address`` (added in 0.3): what a paper channel needs.
+    postal_code: str | None = None
+    city: str | None = None
+
+    def has_postal_address(self) -> bool:
+        """A street (or PO box) line above a city: what the window of an envelope needs
+        (added in 0.3).  A paper channel that cannot reach a customer without one says
+        so in ``can_reach``, and the dispatcher goes to the level's next channel."""
+        if not (self.city or "").strip():
+            return False
+        locality = " ".join(part for part in (self.postal_code, self.city) if part)
+        return locality in self.address and self.address.index(locality) > 0
 
 
 @dataclass(frozen=True)

@@ -94,10 +94,17 @@ def daemon_settings(path: Path, database_url: str, level1: list[str],
 
 
 def ledger(settings: Path, tsv: Path) -> Cli:
-    """Create the database and import ``tsv``; the CLI for later commands."""
+    """Create the database and import ``tsv``, its customers given a postal address (a
+    printed letter needs one); the CLI for later commands."""
     cli = Cli(settings)
     cli("init")
     cli(["import", "invoices", str(tsv)])
+    codes = sorted({row.split("\t", 1)[0] for row in tsv.read_text(encoding="utf-8").splitlines()[1:]
+                    if row.strip()})
+    customers = tsv.with_name(tsv.stem + "-customers.csv")
+    customers.write_text("code;address_line1;postal_code;city\n" + "".join(
+        f"{code};1 rue de la Paix;75002;Paris\n" for code in codes), encoding="utf-8")
+    cli(["import", "customers", str(customers)])
     return cli
 
 

@@ -54,7 +54,8 @@ def make_delivery(**overrides: Any) -> Delivery:
     pdf = overrides.pop("pdf", None) or make_pdf(
         "INTEL", "Relance niveau 1", "Facture COD_F1026 : reste 253,06 €")
     recipient = overrides.pop("recipient", None) or Recipient(
-        code="INT01", name="INTEL", email="compta@intel.example", fax="01 45 67 89 01")
+        code="INT01", name="INTEL", email="compta@intel.example", fax="01 45 67 89 01",
+        address=("2 avenue de Paris", "78280 Guyancourt"), postal_code="78280", city="Guyancourt")
     values: dict[str, Any] = dict(
         key="letter:COD_F1026:1", kind="letter", level=1, recipient=recipient,
         subject="Relance : facture COD_F1026", pdf=pdf, filename="relance-COD_F1026.pdf",
@@ -248,6 +249,16 @@ class CupsServer:
 
     def pdfs(self) -> set[Path]:
         return set(self.out.rglob("*.pdf"))
+
+    def idle_pdfs(self, timeout: float = 60) -> set[Path]:
+        """The PDFs in ``out`` once the working queue holds no job: an earlier test's
+        job still printing would otherwise land its PDF during this one."""
+        deadline = time.monotonic() + timeout
+        while _run("lpstat", "-h", self.server, "-o", self.printer).stdout.strip():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.printer} still has jobs after {timeout:g} s")
+            time.sleep(0.2)
+        return self.pdfs()
 
     def wait_for_pdf(self, before: set[Path], timeout: float = 60) -> Path:
         """The PDF that appears in ``out`` after ``before`` was listed."""

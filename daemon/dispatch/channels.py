@@ -57,6 +57,7 @@ def recipient_of(customer: Customer) -> Recipient:
         code=customer.code, name=customer.name, email=customer.email, fax=customer.fax,
         phone=customer.phone, address=customer.address, language=customer.language,
         is_consumer=customer.is_consumer, kind=customer.kind,
+        postal_code=customer.postal_code, city=customer.city,
     )
 
 

@@ -12,6 +12,7 @@ from relances.plugins import (
     ChannelConfigError,
     ChannelSettings,
     DeliveryError,
+    Recipient,
     build_channel,
     get_plugin_manager,
 )
@@ -27,7 +28,7 @@ def print_channel(**options: Any) -> Channel:
 async def test_letter_lands_as_a_pdf(cups_server: CupsServer) -> None:
     channel = print_channel(printer=cups_server.printer, server=cups_server.server,
                             sides="two-sided-long-edge", options={"print-quality": "4"})
-    before = cups_server.pdfs()
+    before = cups_server.idle_pdfs()
     receipt = await channel.send(make_delivery())
 
     assert receipt.channel == "print"
@@ -45,6 +46,35 @@ async def test_each_job_gets_its_own_id(cups_server: CupsServer) -> None:
     assert first.reference != second.reference
 
 
+@pytest.mark.parametrize("address, postal_code, city", [
+    ((), None, None),  # nothing at all
+    (("78280 Guyancourt",), "78280", "Guyancourt"),  # a city, no street
+    (("2 avenue de Paris", "France"), None, None),  # a street, no city
+    (("78280 Guyancourt", "France"), "78280", "Guyancourt"),  # the country is no street
+])
+async def test_no_letter_without_a_postal_address(cups_server: CupsServer,
+                                                  address: tuple[str, ...], postal_code: str | None,
+                                                  city: str | None) -> None:
+    channel = print_channel(printer=cups_server.printer, server=cups_server.server)
+    recipient = Recipient(code="INT01", name="INTEL", address=address, postal_code=postal_code,
+                          city=city)
+    assert not channel.can_reach(recipient)  # the dispatcher goes to the level's next channel
+    before = cups_server.idle_pdfs()
+    with pytest.raises(DeliveryError) as refused:
+        await channel.send(make_delivery(recipient=recipient))
+    assert not refused.value.retryable
+    assert "INT01 has no postal address" in str(refused.value)
+    assert cups_server.pdfs() == before  # nothing went to the printer
+
+
+def test_a_street_above_a_city_is_a_postal_address() -> None:
+    channel = print_channel(printer="relances-pdf")
+    assert channel.can_reach(Recipient(
+        code="INT01", name="INTEL", address=("Bâtiment B", "ZA des Portes", "78280 Guyancourt",
+                                             "France"), postal_code="78280", city="Guyancourt"))
+    assert channel.can_reach(Recipient(code="X", name="X", address=("BP 12", "Lyon"), city="Lyon"))
+
+
 def test_lp_gets_an_argument_list_with_the_options() -> None:
     channel = print_channel(printer="Bureau", server="cups.example:631", copies=2,
                             sides="two-sided-long-edge", options={"InputSlot": "Tray2"})
@@ -57,7 +87,7 @@ def test_lp_gets_an_argument_list_with_the_options() -> None:
 
 async def test_stopped_printer_is_a_clear_retryable_error(cups_server: CupsServer) -> None:
     channel = print_channel(printer=cups_server.stopped_printer, server=cups_server.server)
-    before = cups_server.pdfs()
+    before = cups_server.idle_pdfs()
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_delivery())
     assert caught.value.retryable is True

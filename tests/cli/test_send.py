@@ -86,7 +86,7 @@ def test_customer_without_email_goes_to_the_printer(
         ["email", "print"], email=smtp_server.channel_options(),
         print={"printer": cups_server.printer, "server": cups_server.server}))
     cli("escalate --customer DAN01 --as-of 22/11/2024")
-    before = cups_server.pdfs()
+    before = cups_server.idle_pdfs()
     assert "1 sent (1 by print)" in cli("send --invoice COD_F1023 --as-of 22/11/2024").stdout
     printed = pdf_text(cups_server.wait_for_pdf(before).read_bytes())
     assert "DANIERE FLORENCE" in printed and "253,06 €" in printed
@@ -103,7 +103,7 @@ def test_permanent_smtp_refusal_falls_back_to_print(
         print={"printer": cups_server.printer, "server": cups_server.server}))
     cli("escalate --customer INT01 --as-of 22/11/2024")
     smtp_server.handler.data_replies.append("550 5.1.1 mailbox unavailable")
-    before = cups_server.pdfs()
+    before = cups_server.idle_pdfs()
     assert "1 sent (1 by print)" in cli("send --customer INT01 --as-of 22/11/2024").stdout
     assert "INTEL" in pdf_text(cups_server.wait_for_pdf(before).read_bytes())
     history = cli("history COD_F1026").stdout

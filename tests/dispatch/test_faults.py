@@ -128,7 +128,7 @@ def test_smtp_550_falls_back_to_the_printer(
         "email": smtp_server.channel_options(),
         "print": {"printer": cups_server.printer, "server": cups_server.server}})
     smtp_server.handler.data_replies.append("550 5.1.1 <compta1@client1.example>: no such user")
-    before = cups_server.pdfs()
+    before = cups_server.idle_pdfs()
     with Daemon(settings, tmp_path / "daemon.log") as daemon:
         wait_until(lambda: left(url), 60, "the letter sent")
         assert daemon.stop() == 0
@@ -182,7 +182,7 @@ def test_stopped_print_queue_waits_until_restarted(
     settings = one_invoice(tmp_path, url, ["print"],
                            {"print": {"printer": queue, "server": cups_server.server}},
                            retry_base_seconds=1, retry_max_seconds=2)
-    before = cups_server.pdfs()
+    before = cups_server.idle_pdfs()
     with Daemon(settings, tmp_path / "daemon.log") as daemon:
         wait_until(lambda: retrying(url, NUMBER, attempts=2), 60, "two failed attempts")
         (first, *_) = assert_waiting_unstamped(url, f"printer {queue} is stopped", "paper jam")
