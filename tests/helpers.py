@@ -21,7 +21,8 @@ def write_settings(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     data = yaml.safe_load((ROOT / "settings.yaml").read_text(encoding="utf-8"))
     for key, value in (overrides or {}).items():
         target = data
-        *parents, last = key.split(".")
+        # "levels.1": the YAML's key is the number 1, not the text "1"
+        *parents, last = (int(p) if p.isdigit() else p for p in key.split("."))
         for part in parents:
             target = target.setdefault(part, {})
         target[last] = value

@@ -10,11 +10,14 @@ import click
 from relances.daemon import storage
 from relances.daemon.cli.main import Context, pass_context, warn_unknown_kinds
 from relances.daemon.config import load_settings
+from relances.daemon.dispatch.channels import unreachable
 from relances.daemon.errors import RelancesError
 from relances.daemon.ledger import book
 from relances.daemon.service.locks import sqlite_database_path
 from relances.daemon.service.preflight import preflight
 from relances.daemon.storage import App
+
+SHOWN = 20  # unreachable customers listed by check-config
 
 
 @click.command("init")
@@ -72,6 +75,13 @@ async def _warn_about_the_ledger(app: App) -> None:
         await app.ready()
         async with app.sessions() as session:
             await warn_unknown_kinds(session)
+            cut_off = await unreachable(session, app.settings, app.plugins)
+        for code, level, channels in cut_off[:SHOWN]:
+            click.echo(f"warning: {code} : aucun canal du niveau {level} ({channels}) ne peut "
+                       "l'atteindre (adresse postale, email ou fax manquant)", err=True)
+        if len(cut_off) > SHOWN:
+            click.echo(f"warning: … et {len(cut_off) - SHOWN} autres niveaux de clients "
+                       "injoignables", err=True)
     except RelancesError:
         pass  # no database yet, or one to upgrade: `relances init` says so
     finally:

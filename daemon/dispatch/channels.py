@@ -5,6 +5,8 @@ settings through the plugin manager, turning a channel's complaint about
 its options into a :class:`ConfigError` that names the key and the line;
 the service's start-up checks call it too.  :class:`Channels` opens each
 channel once per run and sends one delivery at a time through it.
+:func:`unreachable` lists the customers no channel of a level can reach,
+for ``check-config``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError
+from relances.daemon.ledger.due import open_invoices
 from relances.daemon.letters.documents import LetterJob
 from relances.daemon.letters.pool import RenderedLetter
-from relances.daemon.models import Customer, Reminder
+from relances.daemon.models import Customer, Invoice, Reminder
 from relances.daemon.storage import App
 from relances.plugins.contract import (
     Channel,
@@ -129,3 +134,34 @@ class Channels:
                 await channel.close()
             except Exception:  # noqa: BLE001 - closing must not hide what was sent
                 log.exception("closing channel %s failed", name)
+
+
+async def unreachable(session: Any, settings: Settings, pm: Any) -> list[tuple[str, int, str]]:
+    """The customers with something open whom no channel of a level can reach (no email
+    address for ``email``, no postal address for ``print``, no fax number for ``fax``):
+    (code, level, the level's channels).  A channel whose settings are wrong is left to
+    the start-up checks, which name its key."""
+    built: dict[str, Channel | None] = {}
+
+    def channel(name: str) -> Channel | None:
+        if name not in built:
+            try:
+                built[name] = configured_channel(settings, pm, name)
+            except ConfigError:
+                built[name] = None
+        return built[name]
+
+    owing = select(Invoice.customer_id).where(open_invoices())
+    customers = await session.execute(
+        select(Customer).where(Customer.id.in_(owing), Customer.opted_out.is_(False))
+        .order_by(Customer.code))
+    found = []
+    for customer in customers.scalars():
+        recipient = recipient_of(customer)
+        policy = settings.policy(customer.policy)
+        for level in (1, 2, 3):
+            names = policy.level(level).channels
+            usable = [c for c in map(channel, names) if c is not None]
+            if usable and not any(c.can_reach(recipient) for c in usable):
+                found.append((customer.code, level, ", ".join(names)))
+    return found

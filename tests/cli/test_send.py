@@ -347,3 +347,20 @@ def test_below_the_policy_minimum_nothing_is_sent(tmp_path: Path, database_url: 
     cli("pay COD_F1026 400 --on 22/11/2024")  # 280,40 € left
     cli("set-level COD_F1026 2")
     assert "nothing to send" in cli("send --as-of 23/11/2024").stdout
+
+
+def test_check_config_names_the_customers_no_channel_of_a_level_reaches(
+        seeded: Cli, settings_path: Path, database_url: str, tsv: Callable[..., Path]) -> None:
+    write_settings(settings_path, {
+        "database.url": database_url,
+        "channels.print": {"printer": "relances-pdf"},
+        "policies.default.levels.1.channels": ["print"],
+        "policies.default.levels.2.channels": ["print", "archive"]})
+    # A customer known from an export alone: no postal address.
+    seeded(["import", "invoices", str(tsv(
+        "NOADR\t\tSANS ADRESSE\t\t01/01/2024\tF-NOADR\t\t\t10,00\t10,00\t31/01/2024\t\t\t\t\t\t"))])
+    err = seeded("check-config").stderr
+    assert ("warning: NOADR : aucun canal du niveau 1 (print) ne peut l'atteindre (adresse "
+            "postale, email ou fax manquant)") in err
+    assert "niveau 2" not in err  # the archive reaches anyone
+    assert "DAN01" not in err and "INT01" not in err  # the sample customers have addresses
