@@ -3,8 +3,9 @@
 At this folder's root is the foundation every stage may import:
 ``config`` (the settings, validated), ``storage`` (the engine, sessions,
 migrations, and ``App``), ``models`` (the tables), ``errors`` (the error
-hierarchy), ``logs``, ``formatting`` and ``safexml`` (XML from outside,
-parsed safely); ``migrations/`` is Alembic's.
+hierarchy), ``logs``, ``formatting``, ``safexml`` (XML from outside,
+parsed safely) and ``safeyaml`` (the settings' YAML, parsed as hostile);
+``migrations/`` is Alembic's.
 
 Below it, one package per stage of the flow, imports running one way
 (``docs/architecture.md``; import-linter checks it):

@@ -1,40 +1,46 @@
 """Loading and validating ``settings.yaml``.
 
-The file is parsed once with PyYAML's composer so that every key keeps the
-line it was written on; pydantic validates the plain data, and the first
-error is reported as ``FILE:LINE: key.path: message``.
+The file is hostile input.  It is parsed once by
+:mod:`relances.daemon.safeyaml`, which refuses at their line what only a
+hostile file needs (aliases, deep nesting, a key written twice) and records
+the line of every key; pydantic validates the plain data, every number
+bounded, and the first error is reported as ``FILE:LINE: key.path: message``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+import re
+import string
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
 
 from relances.daemon.errors import ConfigError
+from relances.daemon.safeyaml import decoded, parse_yaml, shown
 
 CONFIG_ENV = "RELANCES_CONFIG"
 DATABASE_URL_ENV = "RELANCES_DATABASE_URL"
 LEVELS = (1, 2, 3)
+MAX_FORMAT_WIDTH = 200
+# Under a thousand billion euros, as the ledger's amounts (BIGINT cents).
+MAX_AMOUNT = Decimal("999999999999.99")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LevelPolicy(_Model):
     """What happens at one reminder level."""
 
-    delay_days: int = Field(45, ge=0)
+    delay_days: int = Field(45, ge=0, le=3650)
     channels: tuple[str, ...] = ("archive",)
     document: Literal["letter", "statement"] = "letter"
     attach_invoice: bool = False
@@ -52,8 +58,8 @@ class LevelPolicy(_Model):
 class Policy(_Model):
     """A reminder policy: three levels, a minimum amount, a deadline."""
 
-    minimum_amount: Decimal = Field(Decimal("0"), ge=0)
-    formal_notice_deadline_days: int = Field(8, ge=1)
+    minimum_amount: Decimal = Field(Decimal("0"), ge=0, le=MAX_AMOUNT)
+    formal_notice_deadline_days: int = Field(8, ge=1, le=365)
     levels: dict[int, LevelPolicy] = Field(
         default_factory=lambda: {n: LevelPolicy(attach_invoice=n == 3, late_charges=n == 3)
                                  for n in LEVELS}
@@ -126,19 +132,50 @@ class LetterSettings(_Model):
     @classmethod
     def _only_number(cls, value: str) -> str:
         try:
+            specs = _format_specs(value)
+        except ValueError as exc:
+            raise ValueError(_placeholder_error(value, exc)) from None
+        _bounded_specs(specs)
+        try:
             value.format(number="F1")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"the only placeholder is {{number}} ({exc!r} in {value!r})") \
-                from None
+            raise ValueError(_placeholder_error(value, exc)) from None
         return value
+
+
+def _placeholder_error(value: str, exc: Exception) -> str:
+    return f"the only placeholder is {{number}} ({exc!r} in {value[:80]!r})"
+
+
+def _format_specs(pattern: str) -> list[str]:
+    """The format specs of a pattern's placeholders (``>8`` in ``{number:>8}``)."""
+    return [spec for _, field, spec, _ in string.Formatter().parse(pattern)
+            if field is not None and spec]
+
+
+def _bounded_specs(specs: list[str]) -> None:
+    """Refuse what would make one use of a pattern allocate without bound: a
+    width or precision is padded out in full (``{number:>2000000000}`` is 2 GB
+    a use), and a placeholder inside a spec takes its width from the data."""
+    for spec in specs:
+        if "{" in spec:
+            raise ValueError(f"a placeholder inside a format spec is not allowed ({spec[:40]!r})")
+        if any(_too_wide(digits) for digits in re.findall(r"[0-9]+", spec)):
+            raise ValueError(f"a width or precision above {MAX_FORMAT_WIDTH} is not allowed "
+                             f"({spec[:40]!r})")
+
+
+def _too_wide(digits: str) -> bool:
+    significant = digits.lstrip("0")
+    return len(significant) > len(str(MAX_FORMAT_WIDTH)) or int(significant or "0") > MAX_FORMAT_WIDTH
 
 
 class LateChargeSettings(_Model):
     """French late-payment charges (Code de commerce L441-10 and D441-5)."""
 
-    reference_rate: Decimal = Field(Decimal("2.15"), ge=0)
-    margin_points: Decimal = Field(Decimal("10"), ge=0)
-    recovery_indemnity: Decimal = Field(Decimal("40"), ge=0)
+    reference_rate: Decimal = Field(Decimal("2.15"), ge=0, le=100)
+    margin_points: Decimal = Field(Decimal("10"), ge=0, le=100)
+    recovery_indemnity: Decimal = Field(Decimal("40"), ge=0, le=10000)
 
     @property
     def annual_rate(self) -> Decimal:
@@ -155,7 +192,7 @@ class CompleteGuard(_Model):
     """A complete import that would settle too much is refused (a truncated file)."""
 
     share: float = Field(0.2, gt=0, le=1)
-    minimum: int = Field(10, ge=1)
+    minimum: int = Field(10, ge=1, le=1_000_000)
 
 
 class InvoiceSource(_Model):
@@ -185,13 +222,15 @@ class ImportSettings(_Model):
     cdar: CdarSource = CdarSource()
     # A folder the daemon watches: files dropped there are imported.
     inbox: Path | None = None
-    poll_seconds: float = Field(10, ge=1)
+    poll_seconds: float = Field(10, ge=1, le=86400)
+    # A file to import larger than this is refused with its size.
+    max_file_mb: int = Field(200, ge=1, le=100000)
 
 
 class BankSettings(_Model):
     # Days a customer with a bank payment waiting in review (one that may be
     # theirs) gets no new reminder; null: no such hold.
-    review_hold_days: int | None = Field(10, ge=1)
+    review_hold_days: int | None = Field(10, ge=1, le=365)
     # A payment recorded by hand and a bank entry of the same amount for the
     # same invoice or customer, this many days apart at most, are one payment.
     known_payment_days: int = Field(10, ge=0, le=90)
@@ -203,13 +242,13 @@ class ScheduleSettings(_Model):
 
 
 class DaemonSettings(_Model):
-    grace_period: float = Field(30, ge=0)
-    lease_seconds: int = Field(300, ge=10)
-    max_attempts: int = Field(8, ge=1)
-    retry_base_seconds: float = Field(60, gt=0)
-    retry_max_seconds: float = Field(6 * 3600, gt=0)
-    render_workers: int | None = Field(None, ge=1)
-    batch_size: int = Field(200, ge=1)
+    grace_period: float = Field(30, ge=0, le=3600)
+    lease_seconds: int = Field(300, ge=10, le=86400)
+    max_attempts: int = Field(8, ge=1, le=100)
+    retry_base_seconds: float = Field(60, gt=0, le=86400)
+    retry_max_seconds: float = Field(6 * 3600, gt=0, le=7 * 86400)
+    render_workers: int | None = Field(None, ge=1, le=256)
+    batch_size: int = Field(200, ge=1, le=10000)
     watchdog: bool = True
 
 
@@ -221,11 +260,11 @@ class WebSettings(_Model):
     # The key that signs session cookies, shared by every instance; the
     # environment's RELANCES_WEB_SECRET wins; null: generated in data_dir.
     session_secret_file: Path | None = None
-    idle_minutes: int = Field(30, ge=1)
+    idle_minutes: int = Field(30, ge=1, le=7 * 1440)
     # Cookies only over HTTPS: set it behind a reverse proxy with TLS.
     secure_cookies: bool = False
-    login_attempts: int = Field(5, ge=1)
-    login_window_seconds: int = Field(300, ge=1)
+    login_attempts: int = Field(5, ge=1, le=1000)
+    login_window_seconds: int = Field(300, ge=1, le=86400)
     page_size: int = Field(50, ge=10, le=1000)
 
 
@@ -257,7 +296,7 @@ class Settings(_Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+            raise ValueError(f"unknown time zone {value[:60]!r}") from None
         return value
 
     @field_validator("policies")
@@ -314,7 +353,7 @@ class Settings(_Model):
         """``FILE:LINE: key`` for an error message about a setting."""
         name = str(self.source) if self.source else "<settings>"
         line = self.line_of(*key)
-        dotted = ".".join(str(k) for k in key)
+        dotted = shown(".".join(str(k) for k in key))
         return f"{name}:{line}: {dotted}" if line else f"{name}: {dotted}"
 
 
@@ -322,37 +361,9 @@ def default_config_path() -> Path:
     return Path(os.environ.get(CONFIG_ENV) or "settings.yaml")
 
 
-def _walk(node: yaml.Node, prefix: tuple[str, ...]) -> Iterator[tuple[str, int]]:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = prefix + (str(key_node.value),)
-            yield ".".join(key), key_node.start_mark.line + 1
-            yield from _walk(value_node, key)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            key = prefix + (str(index),)
-            yield ".".join(key), item.start_mark.line + 1
-            yield from _walk(item, key)
-
-
-def parse_yaml(text: str, name: str) -> tuple[Any, dict[str, int]]:
-    """Parse YAML text, returning the data and the line of every key."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else "?"
-        raise ConfigError(f"{name}:{line}: invalid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: invalid YAML: {exc}") from None
-    lines = dict(_walk(node, ())) if node is not None else {}
-    return data, lines
-
-
 def _error_line(error: Any, name: str, lines: dict[str, int]) -> str:
     loc = [str(part) for part in error["loc"]]
-    key = ".".join(loc) or "(top level)"
+    key = shown(".".join(loc)) or "(top level)"
     line = None
     probe = list(loc)
     while probe and line is None:
@@ -364,24 +375,24 @@ def _error_line(error: Any, name: str, lines: dict[str, int]) -> str:
     elif error["type"] == "missing":
         message = "required key is missing"
     where = f"{name}:{line}" if line else name
-    return f"{where}: {key}: {message}"
+    return f"{where}: {key}: {shown(message, 300)}"
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read and validate a settings file.
 
     Raises :class:`ConfigError` with ``FILE:LINE: key: message`` when the
-    file is missing, is not YAML, or does not validate.
+    file is missing, is not UTF-8 YAML, or does not validate.
     """
     source = Path(path) if path is not None else default_config_path()
     name = str(source)
     try:
-        text = source.read_text(encoding="utf-8")
+        raw = source.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{name}: settings file not found") from None
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read settings: {exc.strerror}") from None
-    data, lines = parse_yaml(text, name)
+    data, lines = parse_yaml(decoded(raw, name), name)
     if data is None:
         data = {}
     if not isinstance(data, dict):
