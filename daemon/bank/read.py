@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
 from relances.daemon.bank.statements import MAX_STATEMENT_BYTES, Statement
 from relances.daemon.errors import BankError
+from relances.daemon.ledger import infiles
 
 FORMATS = ("camt", "cfonb", "ofx", "mt940")
 
 
 def _load(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
+    """The file, a regular one of at most MAX_STATEMENT_BYTES (a FIFO is refused, not waited on)."""
+    with infiles.open_binary(path, error=BankError) as handle:
+        size = os.fstat(handle.fileno()).st_size
         if size > MAX_STATEMENT_BYTES:
             raise BankError(f"{path}: {size} bytes: larger than a statement can be "
                             f"({MAX_STATEMENT_BYTES // 1024 // 1024} MB)")
-        return path.read_bytes()
-    except OSError as exc:
-        raise BankError(f"{path}: cannot read: {exc.strerror}") from None
+    return infiles.read_bytes(path, error=BankError)
 
 
 def _reader(name: str) -> Any:

@@ -21,7 +21,7 @@ from relances.daemon.bank.apply import BankImport, import_statement
 from relances.daemon.bank.read import read_statement
 from relances.daemon.cli.main import async_command
 from relances.daemon.cli.options import FILE
-from relances.daemon.ledger import imports
+from relances.daemon.ledger import imports, infiles
 from relances.daemon.ledger.reconcile import InvoiceImport
 from relances.daemon.storage import App
 
@@ -40,7 +40,14 @@ trust_option = click.option(
 
 
 async def in_transaction(app: App, dry_run: bool, body: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """``body(session)`` in one transaction, committed, or rolled back for a dry run."""
+    """``body(session)`` in one transaction, committed, or rolled back for a dry run;
+    the files it opens may be ``imports.max_file_mb`` at most."""
+    with infiles.size_limit(app.settings.imports.max_file_mb):
+        return await _in_transaction(app, dry_run, body)
+
+
+async def _in_transaction(app: App, dry_run: bool,
+                          body: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async with app.sessions() as session:
         transaction = await session.begin()
         try:
@@ -155,7 +162,8 @@ async def import_bank(app: App, files: tuple[Path, ...], dry_run: bool) -> None:
     Each entry is read once, however often its statement is imported; what
     matches nothing certain waits in `relances bank review`.
     """
-    statements = [read_statement(file) for file in files]  # every file whole, before writing
+    with infiles.size_limit(app.settings.imports.max_file_mb):
+        statements = [read_statement(file) for file in files]  # every file whole, before writing
 
     async def body(session: AsyncSession) -> list[BankImport]:
         return [await import_statement(session, app.settings, statement, user=app.user)

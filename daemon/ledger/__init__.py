@@ -1,8 +1,8 @@
 """The ledger: what the seller's books say is owed, and what was done about it.
 
 Reads the books into validated rows: the ERP's export as TSV, CSV or JSON
-(``export``, kept in ``rowstore``; cells by ``readers``, values by
-``parsing``), the FEC (``fec``, checked by
+(``export``, kept in ``rowstore``; the file opened by ``infiles``, cells by
+``readers`` under the rules of ``cells``, values by ``parsing``), the FEC (``fec``, checked by
 ``fec_checks``), Factur-X invoices (``facturx``), an e-invoicing
 platform's CDAR statuses (``cdar``, applied by ``statuses``); ``sources`` tells a file's
 kind from its content, ``kinds`` who a customer is (business, public,

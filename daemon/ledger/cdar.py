@@ -31,6 +31,7 @@ outside the specification's list, a malformed date or amount.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,6 +42,7 @@ from lxml import etree
 
 from relances.daemon import safexml
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import infiles
 
 NAMESPACE = "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100"
 NS = {"rsm": NAMESPACE,
@@ -97,14 +99,12 @@ def looks_like_cdar(head: bytes) -> bool:
 
 def read_cdar(path: Path) -> list[Status]:
     """The statuses a CDAR file reports; LedgerError names what is wrong and where."""
-    try:
-        size = path.stat().st_size
+    with infiles.open_binary(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
         if size > MAX_CDAR_BYTES:
             raise LedgerError(f"{path}: {size} bytes: larger than a CDAR message can be "
                               f"({MAX_CDAR_BYTES // 1024 // 1024} MB)")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+    data = infiles.read_bytes(path)
     root = safexml.parse(path, data, error=LedgerError, kind="CDAR message",
                          expected="a CDAR status message")
     name = etree.QName(root)

@@ -47,6 +47,7 @@ from stdnum.eu import vat
 from stdnum.fr import siren, siret
 
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import infiles
 from relances.daemon.ledger.parsing import CENT
 from relances.daemon.ledger.readers import InvoiceRow
 
@@ -130,17 +131,15 @@ def read_facturx(path: Path, *, payment_terms_days: int = 30) -> FacturxInvoice:
 
 
 def _read_pdf(path: Path) -> bytes:
-    try:
-        if not path.is_file():
-            raise LedgerError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-        size = path.stat().st_size
+    with infiles.open_binary(path) as f:
+        size = os.fstat(f.fileno()).st_size
         if size > MAX_PDF_BYTES:
             raise LedgerError(f"{path}: the file is {_mb(size)}, more than the "
                               f"{_mb(MAX_PDF_BYTES)} a Factur-X PDF may be")
-        with path.open("rb") as f:
+        try:
             data = f.read(MAX_PDF_BYTES + 1)
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise LedgerError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     if len(data) > MAX_PDF_BYTES:
         raise LedgerError(f"{path}: the file is more than the {_mb(MAX_PDF_BYTES)} a Factur-X PDF may be")
     if not looks_like_pdf(data):

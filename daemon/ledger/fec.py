@@ -38,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger.cells import CONTROL, INVOICE_LENGTHS
 from relances.daemon.ledger.fec_checks import ZERO, FecLine, looks_like_fec, read_fec
 from relances.daemon.ledger.parsing import fold
 from relances.daemon.ledger.readers import InvoiceRow
@@ -270,7 +271,22 @@ def _customers(lines: list[FecLine]) -> dict[str, str]:
     return names
 
 
+def _fits(path: Path, invoice: _Invoice, name: str) -> None:
+    """Refuse a code, name or number longer than its column, or holding a control character."""
+    where = f"{path}:{invoice.lines[0].line}"
+    for column, key, value in (("CompAuxNum", "customer_code", invoice.customer),
+                                 ("CompAuxLib", "customer_name", name),
+                                 ("PieceRef", "invoice_number", invoice.number)):
+        if len(value) > (limit := INVOICE_LENGTHS[key]):
+            raise LedgerError(f"{where}: {column}: {len(value):,} characters, more than the "
+                              f"{limit} Relances keeps")
+        if (found := CONTROL.search(value)) is not None:
+            raise LedgerError(f"{where}: {column}: a control character "
+                              f"(U+{ord(found.group()):04X}) in the value")
+
+
 def _row(path: Path, invoice: _Invoice, name: str, terms: int) -> InvoiceRow:
+    _fits(path, invoice, name)
     lines = invoice.lines
     due = max(line.due or line.date + dt.timedelta(days=terms) for line in lines)
     return InvoiceRow(

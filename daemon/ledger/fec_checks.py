@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import infiles
 from relances.daemon.ledger.parsing import CENT
 
 COLUMNS = ("JournalCode", "JournalLib", "EcritureNum", "EcritureDate", "CompteNum", "CompteLib",
@@ -186,11 +187,11 @@ def _line(path: Path, number: int, header: Header, cells: list[str]) -> FecLine:
 
 
 def _text(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
+    with infiles.open_binary(path) as handle:
+        try:
             raw = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+        except OSError as exc:
+            raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
     if len(raw) > MAX_BYTES:
         raise LedgerError(f"{path}: larger than {MAX_BYTES // 2**20} MiB: not read")
     if b"\0" in raw:

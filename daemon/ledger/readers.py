@@ -32,6 +32,15 @@ from typing import Any
 from schwifty import IBAN
 
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import infiles
+from relances.daemon.ledger.cells import (
+    CUSTOMER_LENGTHS,
+    PAYMENT_LENGTHS,
+    checked_row,
+    csv_rows,
+    json_text,
+    parse_language,
+)
 from relances.daemon.ledger.kinds import parse_kind, parse_siren, parse_vat
 from relances.daemon.ledger.parsing import (
     fold,
@@ -123,6 +132,13 @@ class Cells:
     def get(self, field: str) -> str:
         return self.values.get(field, "").strip()
 
+    def check_lengths(self, columns: dict[str, str], lengths: dict[str, int]) -> None:
+        """Refuse a cell longer than the column it is written to."""
+        for field, limit in lengths.items():
+            if len(text := self.get(field)) > limit:
+                raise LedgerError(f"{self.where(field, columns)}: {len(text):,} characters, "
+                                  f"more than the {limit} this column takes")
+
 
 @dataclass(frozen=True)
 class InvoiceRow:
@@ -193,12 +209,13 @@ def _header(path: Path, reader: Iterator[list[str]],
 def _tabular(path: Path, text: str, delimiter: str,
              aliases: dict[str, str]) -> tuple[Iterator[Cells], dict[str, str]]:
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    fields, shown = _header(path, reader, aliases)
+    fields, shown = _header(path, csv_rows(path, reader), aliases)
 
     def rows() -> Iterator[Cells]:
-        for row in reader:
+        for row in csv_rows(path, reader):
             if not any(cell.strip() for cell in row):
                 continue
+            checked_row(path, reader.line_num, row, fields, shown)
             values = {f: cell for f, cell in zip(fields, row, strict=False) if f is not None}
             yield Cells(str(path), reader.line_num, values)
 
@@ -211,6 +228,8 @@ def _json_rows(path: Path, text: str, key: str,
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LedgerError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise LedgerError(f"{path}: JSON nested too deep: not an export") from None
     if isinstance(data, dict):
         data = data.get(key)
     if not isinstance(data, list):
@@ -225,7 +244,7 @@ def _json_rows(path: Path, text: str, key: str,
             unknown = sorted(set(item) - fields)
             if unknown:
                 raise LedgerError(f"{path}: {where}: unknown field {unknown[0]!r}")
-            values = {k: "" if v is None else str(v) for k, v in item.items()}
+            values = {k: json_text(path, where, k, v) for k, v in item.items()}
             yield Cells(str(path), where, values)
 
     return rows(), {f: f for f in fields}
@@ -233,15 +252,9 @@ def _json_rows(path: Path, text: str, key: str,
 
 def read_cells(path: Path, aliases: dict[str, str],
                json_key: str) -> tuple[Iterator[Cells], dict[str, str]]:
-    """Open an import file and yield its rows as :class:`Cells`."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252")  # what French spreadsheets save by default
+    """Open an import file (:mod:`~relances.daemon.ledger.infiles`) and yield its rows
+    as :class:`Cells`."""
+    text = infiles.decode(path, infiles.read_bytes(path))
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _json_rows(path, text, json_key, aliases)
@@ -307,13 +320,6 @@ def parse_emails(text: str) -> str:
     return text
 
 
-def _language(text: str) -> str:
-    lang = text.strip().lower()[:2]
-    if lang not in {"fr", "en"}:
-        raise ValueError(f"language must be fr or en, not {text!r}")
-    return lang
-
-
 def _ibans(text: str) -> tuple[str, ...]:
     """The accounts a customer pays from: IBANs separated by commas, semicolons or
     spaces (an IBAN written in groups of four is one IBAN)."""
@@ -338,7 +344,7 @@ def _iban(text: str) -> str | None:
 
 
 _CUSTOMER_PARSERS: dict[str, Callable[[str], Any]] = {
-    "language": _language, "opted_out": parse_bool, "siren": parse_siren,
+    "language": parse_language, "opted_out": parse_bool, "siren": parse_siren,
     "vat_number": parse_vat, "ibans": _ibans,
 }
 
@@ -359,8 +365,13 @@ def customer_rows(path: Path) -> list[CustomerRow]:
     """Every customer of an import file, validated."""
     cells_iter, columns = read_cells(path, CUSTOMER_COLUMNS, "customers")
     rows: list[CustomerRow] = []
+    seen: dict[str, int | str] = {}
     for cells in cells_iter:
         code = _cell(cells, columns, "code", str)
+        cells.check_lengths(columns, CUSTOMER_LENGTHS)
+        if (earlier := seen.setdefault(code, cells.line)) != cells.line:
+            raise LedgerError(f"{cells.where('code', columns)}: customer {code} already appears "
+                              f"on {'line ' if isinstance(earlier, int) else ''}{earlier}")
         values: dict[str, Any] = {}
         for field in cells.values:
             if field in {"code", "kind", "is_consumer"}:
@@ -389,6 +400,7 @@ def payment_rows(path: Path) -> list[PaymentRow]:
     cells_iter, columns = read_cells(path, PAYMENT_COLUMNS, "payments")
     rows: list[PaymentRow] = []
     for cells in cells_iter:
+        cells.check_lengths(columns, PAYMENT_LENGTHS)
         amount = _cell(cells, columns, "amount", parse_amount)
         if amount <= 0:
             raise LedgerError(f"{cells.where('amount', columns)}: a payment must be positive")

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import infiles
 from relances.daemon.ledger.cdar import looks_like_cdar
 from relances.daemon.ledger.facturx import looks_like_pdf
 from relances.daemon.ledger.fec_checks import looks_like_fec
@@ -63,11 +64,11 @@ def _header(text: str, suffix: str) -> list[str]:
 def source_of(path: Path) -> str:
     """``invoices``, ``customers``, ``payments``, ``fec``, ``facturx`` or ``cdar``;
     LedgerError if none."""
-    try:
-        with path.open("rb") as stream:
+    with infiles.open_binary(path) as stream:
+        try:
             head = stream.read(HEAD)
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+        except OSError as exc:
+            raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
     if looks_like_pdf(head):
         return "facturx"
     if looks_like_cdar(head):
@@ -81,7 +82,8 @@ def source_of(path: Path) -> str:
         return "fec"
     suffix = path.suffix.lower()
     if suffix in {".tsv", ".txt", ".tab", ".csv", ".json"}:
-        whole = path.read_text(encoding="utf-8-sig", errors="replace") if suffix == ".json" else text
+        whole = infiles.read_bytes(path).decode("utf-8-sig", errors="replace") \
+            if suffix == ".json" else text
         source = _table_source(_header(whole, suffix))
         if source is not None:
             return source

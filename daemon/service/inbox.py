@@ -23,7 +23,8 @@ from pathlib import Path
 
 from relances.daemon.bank.apply import import_statement
 from relances.daemon.bank.read import read_statement, statement_format
-from relances.daemon.errors import RelancesError
+from relances.daemon.errors import LedgerError, RelancesError
+from relances.daemon.ledger import infiles
 from relances.daemon.ledger.imports import import_any
 from relances.daemon.ledger.sources import source_of
 from relances.daemon.models import RunRecord, utcnow
@@ -46,10 +47,10 @@ class Outcome:
 def _source(path: Path) -> str:
     """``bank`` for a statement, else the books' source (LedgerError when neither)."""
     try:
-        with path.open("rb") as stream:
+        with infiles.open_binary(path) as stream:
             head = stream.read(HEAD)
-    except OSError:
-        head = b""
+    except (OSError, LedgerError):
+        head = b""  # source_of says what is wrong
     return "bank" if statement_format(head) else source_of(path)
 
 
@@ -96,15 +97,16 @@ class Inbox:
         started = utcnow()
         source: str | None = None
         try:
-            source = _source(path)
-            async with self.app.sessions.begin() as session:
-                if source == "bank":
-                    result = await import_statement(session, self.app.settings,
-                                                    read_statement(path), user=self.app.user)
-                    summary = str(result)
-                else:
-                    summary = await import_any(session, path, source,
-                                               settings=self.app.settings, user=self.app.user)
+            with infiles.size_limit(self.app.settings.imports.max_file_mb):
+                source = _source(path)
+                async with self.app.sessions.begin() as session:
+                    if source == "bank":
+                        result = await import_statement(session, self.app.settings,
+                                                        read_statement(path), user=self.app.user)
+                        summary = str(result)
+                    else:
+                        summary = await import_any(session, path, source,
+                                                   settings=self.app.settings, user=self.app.user)
         except RelancesError as exc:
             reason = str(exc)
             moved = self._move(path, FAILED, started)
