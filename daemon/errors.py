@@ -2,7 +2,7 @@
 
 ``RelancesError`` and ``DeliveryError`` live in the plugin contract because
 channels raise them and ``plugins/`` imports nothing of the project; the
-rest of the hierarchy is here.
+rest of the hierarchy is here, and :class:`DatabaseError` beside it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from relances.plugins.contract import DeliveryError, RelancesError
 __all__ = [
     "BankError",
     "ConfigError",
+    "DatabaseError",
     "DeliveryError",
     "LedgerError",
     "RelancesError",
@@ -41,3 +42,14 @@ class NothingToSend(RenderError):
 
 class BankError(RelancesError):
     """A bank statement that cannot be read, or a review action that does not apply."""
+
+
+class DatabaseError(Exception):
+    """The database cannot do the work: unreachable, read-only, full, busy.
+
+    The message names the database (a SQLite file, or the URL without its
+    password) and the reason, never a statement's bound values.  Not a
+    :class:`RelancesError`: the daemon's inbox refuses a file on one, and a
+    file must not be refused because the database was busy.  The command
+    line prints it as one line all the same.
+    """

@@ -4,6 +4,11 @@ The engine is built by :func:`create_engine`, never at import time.  SQLite
 runs in WAL mode with foreign keys on and a busy timeout, so the CLI and the
 daemon can share one file on one host; PostgreSQL is chosen by the URL.
 
+A database that cannot do the work (unreachable, read-only, full, busy)
+raises :class:`DatabaseError`, one line naming the database and the
+reason.  No message ever shows a statement's bound values: they hold
+customers' names and addresses.
+
 :class:`App` is what every unit of work needs: the settings, the user
 written into the history, and the database's sessions.  It is built once
 per command-line invocation (and once per daemon start) and holds no ORM
@@ -12,9 +17,13 @@ state of its own.
 
 from __future__ import annotations
 
+import errno
+import functools
 import getpass
 import logging
 import os
+import shutil
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +34,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
-from relances.daemon.config import Settings, load_settings
-from relances.daemon.errors import ConfigError
+from relances.daemon.config import DATABASE_URL_ENV, Settings, load_settings
+from relances.daemon.errors import ConfigError, DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +50,51 @@ def is_sqlite(engine: AsyncEngine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+BUSY_TIMEOUT = 30.0
+"""Seconds a SQLite writer waits for another's transaction before giving up.
+
+Read at each new connection, so that a test can shorten it; not a setting.
+"""
+
+BUSY = "base occupée : une autre importation est en cours ; réessayez quand elle sera finie"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={round(BUSY_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def database_name(url: str | URL) -> str:
+    """The database as messages name it: a SQLite file's path, else the URL without its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Build the async engine for a database URL.
 
     A SQLite URL gets its folder created and its connection pragmas set.
+    The engine never puts bound values in its errors (``hide_parameters``)
+    and turns the database's failures into :class:`DatabaseError`; a SQLite
+    writer waits :data:`BUSY_TIMEOUT` seconds for another.
     """
     try:
         parsed = make_url(url)
     except Exception:
         raise ConfigError(f"database.url: not a database URL: {url!r}") from None
+    name = database_name(parsed)
+    file: Path | None = None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(Path(parsed.database))
+            file = None if parsed.database.startswith("file:") else Path(parsed.database)
         if parsed.get_driver_name() != "aiosqlite":
             parsed = parsed.set(drivername="sqlite+aiosqlite")
     elif backend == "postgresql":
@@ -71,10 +103,137 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     else:
         raise ConfigError(f"database.url: unsupported database {backend!r} "
                           "(use sqlite or postgresql)")
-    engine = _create_async_engine(parsed, echo=echo, pool_pre_ping=backend != "sqlite")
+    engine = _create_async_engine(parsed, echo=echo, pool_pre_ping=backend != "sqlite",
+                                  hide_parameters=True)
     if backend == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "do_connect", functools.partial(_connect, name, file))
+    event.listen(engine.sync_engine, "handle_error", functools.partial(_failed, name, file))
     return engine
+
+
+def _make_folder(file: Path) -> None:
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if exc.errno == errno.EEXIST else exc.strerror
+        raise DatabaseError(f"{file}: cannot create its folder {file.parent}: {reason}") from None
+
+
+def _connect(name: str, file: Path | None, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Connect; a server that cannot be reached is one line, not the driver's traceback."""
+    if file is not None:
+        _check_openable(name, file)
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except TimeoutError:
+        raise DatabaseError(f"{name}: cannot connect: no answer in time") from None
+    except OSError as exc:
+        raise DatabaseError(f"{name}: cannot connect: {_system_reason(exc)}") from None
+
+
+def _system_reason(error: OSError) -> str:
+    """``Connection refused``, not asyncio's "Connect call failed (address)"."""
+    code = error.errno or 0
+    return os.strerror(code) if code > 0 else error.strerror or str(error)
+
+
+def _check_openable(name: str, file: Path) -> None:
+    """Refuse what SQLite would fail to open, with the reason it does not give.
+
+    Checked before connecting, not after: when aiosqlite fails to connect,
+    its worker thread outlives the failure and prints a traceback of its own
+    once the event loop is closed.
+    """
+    folder = file.parent
+    reason = None
+    if file.is_dir():
+        reason = "a folder, not a database file"
+    elif file.exists():
+        reason = None if os.access(file, os.R_OK) else "the file is not readable"
+    elif not folder.is_dir():
+        reason = f"the folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        reason = f"cannot create the database: the folder {folder} is read-only"
+    if reason is not None:
+        raise DatabaseError(f"{name}: {reason}")
+
+
+def _failed(name: str, file: Path | None, context: ExceptionContext) -> None:
+    """Raise :class:`DatabaseError` when the database, not the statement, failed.
+
+    A failed pre-ping is the pool's to handle: it connects again.  A
+    cancellation or an interrupt (not an ``Exception``) stays what it is.
+    """
+    error = context.original_exception
+    if context.is_pre_ping or not isinstance(error, Exception):
+        return
+    if isinstance(error, sqlite3.Error):
+        reason = _sqlite_reason(error, file)
+    else:
+        reason = _server_reason(error, context.is_disconnect)
+    if reason is not None:
+        raise DatabaseError(f"{name}: {reason}")
+
+
+# SQLite's result codes about the file rather than the statement.
+_SQLITE_FILE_CODES = frozenset({
+    sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT,
+    sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB,
+})
+
+
+def _sqlite_reason(error: sqlite3.Error, file: Path | None) -> str | None:
+    """What went wrong, when SQLite's result code is about the file, not the statement."""
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_BUSY:
+        return BUSY
+    if code not in _SQLITE_FILE_CODES:
+        return None
+    message = str(error)
+    if file is None:
+        return message
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR) and _no_room(file.parent):
+        return f"the disk is full ({message})"
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+        return f"{message}{_access_problem(file)}"
+    return message
+
+
+def _no_room(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def _access_problem(file: Path) -> str:
+    """Why SQLite cannot write ``file``: it says only that it cannot."""
+    if file.exists() and not os.access(file, os.W_OK):
+        return ": the file is read-only"
+    if not os.access(file.parent, os.W_OK | os.X_OK):
+        return (f": the folder {file.parent} is read-only "
+                "(SQLite writes the database's -wal and -shm files there)")
+    return ""
+
+
+# SQLSTATEs about the server, not the statement: connection, authorization,
+# unknown database, resources (disk full), operator intervention (shutdown;
+# not 57014, a cancelled statement), system error, a read-only standby.
+_SERVER_SQLSTATES = ("08", "28", "3D", "53", "57P", "58", "25006")
+
+
+def _server_reason(error: BaseException, is_disconnect: bool) -> str | None:
+    """What went wrong on PostgreSQL, when the server, not the statement, failed."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if is_disconnect:
+        return f"connection lost: {message}"
+    sqlstate = str(getattr(error, "sqlstate", None) or "")
+    if sqlstate.startswith(_SERVER_SQLSTATES):
+        return message
+    if isinstance(error, OSError):
+        return f"connection lost: {_system_reason(error)}"
+    return None
 
 
 def upsert(session: AsyncSession, table: Any) -> Any:
@@ -138,6 +297,21 @@ async def check_schema(engine: AsyncEngine) -> None:
         raise ConfigError(f"the database is {state}, not {head}: run `relances init`")
 
 
+def warn_about_written_password(settings: Settings) -> None:
+    """Warn when ``database.url`` holds a password: settings files end up in
+    backups and version control, the environment does not."""
+    if os.environ.get(DATABASE_URL_ENV) or not settings.database.url:
+        return
+    try:
+        password = make_url(settings.database.url).password
+    except Exception:  # noqa: BLE001 - create_engine says what is wrong with it
+        return
+    if password:
+        log.warning("%s: the password is written in the settings file; put the URL in "
+                    "the environment variable %s instead", settings.where("database", "url"),
+                    DATABASE_URL_ENV)
+
+
 USER_ENV = "RELANCES_USER"
 
 
@@ -167,6 +341,7 @@ class App:
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
+            warn_about_written_password(self.settings)
             self._engine = create_engine(
                 self.settings.database_url, echo=self.settings.database.echo
             )

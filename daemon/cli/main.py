@@ -6,6 +6,7 @@ import asyncio
 import functools
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,10 +15,13 @@ from typing import Any, TypeVar
 import click
 
 from relances.daemon.config import default_config_path
-from relances.daemon.errors import RelancesError
+from relances.daemon.errors import DatabaseError, RelancesError
 from relances.daemon.storage import App, default_user
 
 T = TypeVar("T")
+
+PRIVATE = 0o027
+"""Umask bits every run adds: nothing it writes is readable by others."""
 
 
 class Context:
@@ -86,7 +90,7 @@ class RelancesGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RelancesError as exc:
+        except (RelancesError, DatabaseError) as exc:
             click.echo(f"relances: error: {exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
@@ -105,9 +109,20 @@ class RelancesGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, user: str | None, verbose: int) -> None:
     """Relances: payment reminders for unpaid invoices."""
+    keep_files_private()
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Context(config or default_config_path(), user or default_user(), verbose)
+
+
+def keep_files_private() -> None:
+    """Add :data:`PRIVATE` to the umask, keeping any stricter bit the caller set.
+
+    The database, the letters and the folders hold personal data; a caller's
+    umask of 022 would make them readable by every user of the host.  The
+    systemd unit's ``UMask=0027`` gives the daemon the same.
+    """
+    os.umask(os.umask(0) | PRIVATE)
 
 
 def async_command(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
