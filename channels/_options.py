@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
+import string
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,8 @@ from typing import Any
 from relances.plugins import ChannelConfigError, ChannelSettings
 
 logger = logging.getLogger(__name__)
+
+MAX_FORMAT_WIDTH = 200  # the settings' own patterns have the same bound
 
 
 class Options:
@@ -37,21 +42,51 @@ class Options:
             raise ChannelConfigError(key, f"expected text, got {value!r}")
         return str(value)
 
-    def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, key: str, default: int, *, minimum: int | None = None,
+                maximum: int = 65535) -> int:
+        """A whole number, at most ``maximum`` (a port, a count of copies or tries)."""
         value = self.raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ChannelConfigError(key, f"expected a whole number, got {value!r}")
         if minimum is not None and value < minimum:
             raise ChannelConfigError(key, f"must be at least {minimum}, got {value}")
+        if value > maximum:
+            raise ChannelConfigError(key, f"must be at most {maximum}, got {value}")
         return value
 
-    def number(self, key: str, default: float, *, minimum: float = 0) -> float:
+    def number(self, key: str, default: float, *, minimum: float = 0,
+               maximum: float = 3600) -> float:
+        """A finite number above ``minimum``, at most ``maximum`` (a timeout in seconds)."""
         value = self.raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ChannelConfigError(key, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ChannelConfigError(key, f"must be a finite number, got {value}")
         if value <= minimum:
             raise ChannelConfigError(key, f"must be more than {minimum}, got {value}")
+        if value > maximum:
+            raise ChannelConfigError(key, f"must be at most {maximum:g}, got {value:g}")
         return float(value)
+
+    def pattern(self, key: str, fields: Collection[str], *, required: bool = False) -> str | None:
+        """A ``str.format`` pattern of ``fields``, its widths and precisions at most
+        MAX_FORMAT_WIDTH: ``{number:>2000000000}`` would take gigabytes at each use."""
+        value = self.text(key, required=required)
+        if value is None:
+            return None
+        try:
+            parts = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ChannelConfigError(key, f"{value!r} is not a pattern: {exc}") from None
+        for _, name, spec, _ in parts:
+            if name is not None and name not in fields:
+                known = ", ".join(f"{{{f}}}" for f in fields)
+                raise ChannelConfigError(key, f"{{{name}}} is not one of {known}")
+            if spec and ("{" in spec or any(len(d) > 3 or int(d) > MAX_FORMAT_WIDTH
+                                            for d in re.findall(r"[0-9]+", spec))):
+                raise ChannelConfigError(key, f"the format {spec!r} asks for more than "
+                                              f"{MAX_FORMAT_WIDTH} characters")
+        return value
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.raw.get(key, default)

@@ -173,7 +173,7 @@ class GatewayChannel(FaxChannel):
 
     def __init__(self, opts: Options) -> None:
         super().__init__(opts)
-        template = opts.text("address_template", required=True)
+        template = opts.pattern("address_template", ("number",), required=True)
         assert template is not None
         try:
             sample = template.format(number="33145678901")

@@ -145,3 +145,24 @@ def test_configuration_errors_name_the_key() -> None:
                   address_template="{numero}@fax.example") == "address_template"
     assert key_of(backend="gateway", address_template="{number}@fax.example") == "from_address"
     assert key_of(address_template="{number}@fax.example") == "address_template"
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{number:>2000000000}@fax.example", "asks for more than 200 characters"),
+    ("{number:.999}@fax.example", "asks for more than 200 characters"),
+    ("{number:>{number}}@fax.example", "asks for more than 200 characters"),
+    ("{number.real}@fax.example", "{number.real} is not one of {number}"),
+    ("{number@fax.example", "is not a pattern"),
+])
+def test_a_hostile_address_template_is_refused_before_it_is_used(template: str,
+                                                                  message: str) -> None:
+    with pytest.raises(ChannelConfigError) as caught:
+        fax_channel(backend="gateway", from_address="a@b.example", address_template=template)
+    assert caught.value.key == "address_template"
+    assert message in caught.value.message
+
+
+def test_a_padded_address_template_is_fine() -> None:
+    channel = fax_channel(backend="gateway", from_address="a@b.example",
+                          address_template="{number:0>12}@fax.example")
+    assert channel.template == "{number:0>12}@fax.example"

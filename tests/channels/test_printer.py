@@ -125,3 +125,15 @@ def test_configuration_errors_name_the_key() -> None:
     assert key_of(printer="PDF", copies=0) == "copies"
     assert key_of(printer="PDF", sides="both") == "sides"
     assert key_of(printer="PDF", options={"bad name": "x"}) == "options.bad name"
+
+
+@pytest.mark.parametrize("options, key, message", [
+    ({"timeout": float("nan")}, "timeout", "must be a finite number"),
+    ({"timeout": float("inf")}, "timeout", "must be a finite number"),
+    ({"timeout": 10**9}, "timeout", "must be at most 3600"),
+    ({"copies": 10**12}, "copies", "must be at most 65535"),
+])
+def test_numbers_are_finite_and_bounded(options: dict[str, Any], key: str, message: str) -> None:
+    with pytest.raises(ChannelConfigError) as caught:
+        print_channel(printer="PDF", **options)
+    assert caught.value.key == key and message in caught.value.message
