@@ -11,7 +11,7 @@ from relances.daemon import storage
 from relances.daemon.cli.main import Context, pass_context, warn_unknown_kinds
 from relances.daemon.config import load_settings
 from relances.daemon.dispatch.channels import unreachable
-from relances.daemon.errors import RelancesError
+from relances.daemon.errors import ConfigError, RelancesError
 from relances.daemon.ledger import book
 from relances.daemon.service.locks import sqlite_database_path
 from relances.daemon.service.preflight import preflight
@@ -27,7 +27,12 @@ def init_command(ctx: Context) -> None:
 
     async def body() -> tuple[str | None, str | None, Sequence[str]]:
         app = App.load(ctx.config, ctx.user)
-        app.settings.data_path.mkdir(parents=True, exist_ok=True)
+        try:
+            app.settings.data_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise ConfigError(f"{app.settings.where('data_dir')}: cannot create "
+                              f"{app.settings.data_path}: {reason}") from None
         try:
             before, after = await storage.upgrade(app.engine)
             unknown: Sequence[str] = ()

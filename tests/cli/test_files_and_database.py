@@ -309,3 +309,17 @@ def test_no_database_error_shows_the_statement_s_values(database_url: str) -> No
         asyncio.run(schema())
     message = asyncio.run(insert())
     assert "Secret Person" not in message and "S1" not in message
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the folder should be\n", encoding="utf-8")
+    settings = write_settings(tmp_path / "settings.yaml", {
+        "data_dir": str(blocker / "data"),
+        "database.url": f"sqlite+aiosqlite:///{tmp_path / 'db' / 'relances.db'}"})
+    result = Cli(settings)("init", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"relances: error: {settings}:")
+    assert result.stderr.rstrip("\n").endswith(f"data_dir: cannot create {blocker / 'data'}: "
+                                               "Not a directory")
+    assert result.stderr.count("\n") == 1
