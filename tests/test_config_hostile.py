@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from relances.daemon import config
 from relances.daemon.cli.main import main
 from relances.daemon.config import Settings, load_settings
-from relances.daemon.safeyaml import MAX_DEPTH, parse_yaml
 from relances.daemon.errors import ConfigError
+from relances.daemon.safeyaml import MAX_DEPTH, parse_yaml
 
 
 def _write(tmp_path: Path, content: str | bytes) -> Path:
