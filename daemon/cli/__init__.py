@@ -12,7 +12,8 @@ check-config), ``ledger`` (imports, payments, holds, notes, levels),
 ``escalate``, ``letters`` (preview, report), ``send`` (send, reprint),
 ``daemon`` (the service, its status), ``plugins``, ``imports`` (the books
 and the bank), ``bank`` (the review queue), ``users`` (accounts and API
-tokens of the web screen) and ``web`` (serves it).
+tokens of the web screen), ``web`` (serves it) and ``backup`` (a copy of
+the SQLite database).
 
 May import every stage, the web screen and the foundation; nothing
 imports it, and

@@ -67,7 +67,7 @@ COMMANDS: dict[str, str] = {
     "send": "send", "reprint": "send",
     "daemon": "daemon", "status": "daemon",
     "plugins": "plugins", "bank": "bank",
-    "user": "users", "web": "web",
+    "user": "users", "web": "web", "backup": "backup",
 }
 
 
