@@ -83,12 +83,37 @@ def spreadsheet_cell(value: object) -> object:
     return value
 
 
-def write_csv(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+def french_cell(value: object) -> object:
+    """A value as a French spreadsheet reads it: ``1253,06``, ``24/11/2024``, ``oui``."""
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, Decimal):
+        return f"{value:f}".replace(".", ",")
+    if isinstance(value, float):
+        return repr(value).replace(".", ",")
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return f"{value:%d/%m/%Y}"
+    return value
+
+
+def write_csv(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[object]], *,
+              french: bool = False) -> None:
     """Write a CSV file, every cell through :func:`spreadsheet_cell`: the one way the
     project writes CSV (what the file holds comes from outside and is opened in Excel).
 
+    ``french``: what a French Excel or LibreOffice opens as it is, by a
+    double click: a BOM (else it reads the bytes as Windows-1252), ``;``
+    between cells (the comma is the decimal sign), decimal commas and
+    ``JJ/MM/AAAA`` dates (:func:`french_cell`).  Otherwise RFC 4180 as
+    programs read it: commas, decimal points, ISO dates.
+
     Lines end in CRLF (RFC 4180): the csv module then quotes a cell holding a
     CR, which it leaves bare under a LF ending, splitting the row in two."""
-    writer = csv.writer(out)
+    writer = csv.writer(out, delimiter=";" if french else ",")
+    # The formula guard looks at the value as it came (a negative amount is no text),
+    # the French form then writes it.
+    cell = (lambda value: french_cell(spreadsheet_cell(value))) if french else spreadsheet_cell
+    if french:
+        out.write("\ufeff")
     writer.writerow([spreadsheet_cell(name) for name in header])
-    writer.writerows([spreadsheet_cell(cell) for cell in row] for row in rows)
+    writer.writerows([cell(value) for value in row] for row in rows)

@@ -24,6 +24,15 @@ HEADERS = ("Code", "Affilié", "Nom", "email", "Date Fac.", "N° Fac.", "Affect.
            "Total Fac.", "Reste", "Échéance", "Relancé le", "N", "Retard", "Litige", "À envoyer")
 RIGHT = frozenset({8, 9, 12, 13})
 CSV_FIELDS = tuple(f.name for f in dataclasses.fields(ReminderRow))
+# The French CSV's header: the screen's names, for the columns it has.
+CSV_HEADERS = tuple({
+    "customer_code": "Code", "affiliate_code": "Affilié", "customer_name": "Nom",
+    "email": "email", "invoice_date": "Date Fac.", "invoice_number": "N° Fac.",
+    "assignment": "Affect.", "representative": "Repr.", "total": "Total Fac.",
+    "remaining": "Reste", "due_date": "Échéance", "payment_method": "Ech.",
+    "last_reminded_on": "Relancé le", "level": "N", "days_overdue": "Retard (jours)",
+    "on_hold": "Litige", "hold_reason": "Motif du litige", "to_send": "À envoyer",
+}[name] for name in CSV_FIELDS)
 CENTS = Decimal("0.01")
 
 
@@ -48,9 +57,11 @@ def csv_cells(row: ReminderRow) -> list[Any]:
 def render_rows(rows: list[ReminderRow], output: str) -> str:
     if output == "json":
         return json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2)
-    if output == "csv":
+    if output in ("csv", "csv-en"):
         buffer = io.StringIO()
-        fmt.write_csv(buffer, CSV_FIELDS, (csv_cells(r) for r in rows))
+        french = output == "csv"
+        fmt.write_csv(buffer, CSV_HEADERS if french else CSV_FIELDS,
+                      (csv_cells(r) for r in rows), french=french)
         return buffer.getvalue()
     if not rows:
         return "no overdue invoice"
@@ -63,8 +74,10 @@ def render_rows(rows: list[ReminderRow], output: str) -> str:
 @click.option("--customer", default=None, help="Only this customer's invoices.")
 @click.option("--level", type=click.IntRange(0, 3), default=None, help="Only invoices at this level.")
 @as_of_option
-@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+@click.option("--format", "output", type=click.Choice(["table", "csv", "csv-en", "json"]),
+              default="table", show_default=True,
+              help="csv: for a French spreadsheet (;, BOM, 1253,06, JJ/MM/AAAA); csv-en: "
+                   "RFC 4180 for programs (commas, 1253.06, ISO dates).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many rows.")
 @async_command
@@ -77,7 +90,7 @@ async def list_command(app: App, customer: str | None, level: int | None, as_of:
         rows = await reminders_table(session, app.settings, as_of=as_of or app.settings.today(),
                                      customer=customer, level=level, limit=limit, offset=offset)
         await warn_unknown_kinds(session)
-    click.echo(render_rows(rows, output), nl=output != "csv")  # CSV ends its own lines
+    click.echo(render_rows(rows, output), nl=not output.startswith("csv"))  # CSV ends its lines
 
 
 async def history_lines(app: App, session: AsyncSession, invoice_id: int) -> list[list[str]]:

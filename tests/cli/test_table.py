@@ -34,9 +34,13 @@ TITLE_SHOWN = "INTEL\\x1b]0;pwned\\x07 SA\\x9b2J\\u202eLIAM"
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")
 
 
-def exported(cli: Cli) -> dict[str, dict[str, str]]:
-    out = cli(["list", "--format", "csv", "--as-of", AS_OF]).stdout
-    return {row["invoice_number"]: row for row in csv.DictReader(io.StringIO(out))}
+def exported(cli: Cli, output: str = "csv-en") -> dict[str, dict[str, str]]:
+    out = cli(["list", "--format", output, "--as-of", AS_OF]).stdout
+    if output == "csv-en":
+        return {row["invoice_number"]: row for row in csv.DictReader(io.StringIO(out))}
+    assert out.startswith("\ufeff")
+    reader = csv.DictReader(io.StringIO(out.removeprefix("\ufeff")), delimiter=";")
+    return {row["N° Fac."]: row for row in reader}
 
 
 def test_csv_export_quotes_cells_a_spreadsheet_would_run_and_keeps_numbers(
@@ -54,6 +58,12 @@ def test_csv_export_quotes_cells_a_spreadsheet_would_run_and_keeps_numbers(
     assert row["representative"] == "'" + DDE
     assert (row["total"], row["remaining"]) == ("-10.00", "100.00")
     assert row["due_date"] == "2024-10-15" and row["level"] == "0"
+
+    # The French form: the same guard, French numbers and dates, the screen's names.
+    row = exported(cli, "csv")["F-EVIL"]
+    assert row["Nom"] == "'" + HYPERLINK and row["Affect."] == "'-2+3"
+    assert (row["Total Fac."], row["Reste"]) == ("-10,00", "100,00")  # numbers, not text
+    assert (row["Échéance"], row["N"], row["Litige"]) == ("15/10/2024", "0", "non")
 
     # The JSON output is data for programs: the values as they are.
     (listed,) = json.loads(cli(["list", "--format", "json", "--customer", "EVIL1",
@@ -74,6 +84,20 @@ def test_write_csv_decides_by_type_not_by_text() -> None:
         ["'=1+1", "-12.50"], ["'-12.50", "-3"], ["'+33 1 45 67 89 01", "2.5"],
         ["'@A1", ""], ["'\tTAB", "True"], ["'\rCR", "2024-11-22"],
         ["ordinary text", "a = b"], ["", "'already quoted"], ["one\rline", "two\nlines"],
+    ]
+
+
+def test_the_french_csv_opens_as_is_in_a_french_spreadsheet() -> None:
+    out = io.StringIO()
+    fmt.write_csv(out, ["Nom", "Reste"], [
+        ["DANIÈRE; FLORENCE", Decimal("1253.06")], ["=1+1", Decimal("-12.50")],
+        ["le 24", dt.date(2024, 11, 24)], ["oui ?", True], ["vide", None], ["compte", 3],
+    ], french=True)
+    text = out.getvalue()
+    assert text.startswith("\ufeffNom;Reste\r\n")  # the BOM: Excel reads UTF-8, not cp1252
+    assert list(csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=";")) == [
+        ["Nom", "Reste"], ["DANIÈRE; FLORENCE", "1253,06"], ["'=1+1", "-12,50"],
+        ["le 24", "24/11/2024"], ["oui ?", "oui"], ["vide", ""], ["compte", "3"],
     ]
 
 
