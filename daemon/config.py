@@ -171,15 +171,27 @@ def _too_wide(digits: str) -> bool:
 
 
 class LateChargeSettings(_Model):
-    """French late-payment charges (Code de commerce L441-10 and D441-5)."""
+    """French late-payment charges (Code de commerce L441-10 and D441-5; R2192-31 of the
+    Code de la commande publique for public buyers)."""
 
-    reference_rate: Decimal = Field(Decimal("2.15"), ge=0, le=100)
+    # The ECB rate of a half-year the shipped table (ledger/ecbrates.py) lacks or gets
+    # wrong: {"2026-H2": 2.15}.
+    reference_rates: dict[str, Decimal] = Field(default_factory=dict)
+    # Deprecated: one reference rate for the whole delay, instead of each half-year's.
+    reference_rate: Decimal | None = Field(None, ge=0, le=100)
     margin_points: Decimal = Field(Decimal("10"), ge=0, le=100)
+    public_margin_points: Decimal = Field(Decimal("8"), ge=0, le=100)
     recovery_indemnity: Decimal = Field(Decimal("40"), ge=0, le=10000)
 
-    @property
-    def annual_rate(self) -> Decimal:
-        return self.reference_rate + self.margin_points
+    @field_validator("reference_rates")
+    @classmethod
+    def _half_years(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for key, rate in value.items():
+            if not re.fullmatch(r"(19|20)[0-9]{2}-H[12]", str(key)):
+                raise ValueError(f"{shown(str(key))!r}: a half-year is written YYYY-H1 or YYYY-H2")
+            if not Decimal(0) <= rate <= Decimal(100):
+                raise ValueError(f"{key}: a rate of 0 to 100 percent, not {rate}")
+        return value
 
 
 class CustomerSettings(_Model):

@@ -1,20 +1,37 @@
 """French late-payment charges between businesses.
 
 Article L441-10 of the Code de commerce: an unpaid invoice bears interest
-from the day after its due date, at the reference rate (the ECB rate) plus
-ten points unless the contract says otherwise, and a fixed indemnity for
-recovery costs of 40 € per invoice (article D441-5).  Consumers owe
-neither.  Interest is simple, counted by the day on a 365-day year, and
-rounded to the cent once per invoice.
+from the day after its due date, at the reference rate plus ten points
+unless the contract says otherwise, and a fixed indemnity for recovery
+costs of 40 € per invoice (article D441-5).  The reference rate is the
+ECB's in force on 1 January for the days of January to June, on 1 July
+for July to December (:mod:`relances.daemon.ledger.ecbrates`): a delay
+across half-years is counted at each half-year's rate.  A public buyer
+owes, for the whole delay, the rate in force on the first day of the
+half-year in which the delay began, plus eight points (article R2192-31
+of the Code de la commande publique).  Consumers owe neither.  Interest
+is simple, counted by the day on a 365-day year, and rounded to the cent
+once per invoice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from relances.daemon.config import LateChargeSettings
+from relances.daemon.ledger.ecbrates import (
+    TABLE,
+    half_year,
+    half_year_bounds,
+    half_year_key,
+    parse_half_year,
+)
+
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # half-years already said to be missing, once per process
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -22,13 +39,29 @@ DAYS_PER_YEAR = Decimal(365)
 
 
 @dataclass(frozen=True)
+class Period:
+    """Days of a delay counted at one rate: a half-year's, or the whole delay's."""
+
+    start: dt.date
+    end: dt.date
+    annual_rate: Decimal
+    reference_rate: Decimal
+    half_year: str | None = None  # "2025-H2"; None when one rate covers the whole delay
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+@dataclass(frozen=True)
 class LateCharges:
     """What one invoice owes on top of its remaining amount, as of a date."""
 
     days: int
-    annual_rate: Decimal
+    annual_rate: Decimal  # the rate of the delay's last day
     interest: Decimal
     indemnity: Decimal
+    periods: tuple[Period, ...] = ()
 
     @property
     def total(self) -> Decimal:
@@ -48,6 +81,47 @@ def interest(remaining: Decimal, annual_rate: Decimal, days: int) -> Decimal:
     return raw.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def reference_rate(settings: LateChargeSettings, year: int, half: int) -> Decimal:
+    """The ECB rate of a half-year: the settings' correction, else the table, else
+    (with a warning, once) the last half-year known before it."""
+    given = {parse_half_year(k): v for k, v in settings.reference_rates.items()}
+    known = {**TABLE, **given}
+    if (year, half) in known:
+        return known[(year, half)]
+    earlier = [key for key in known if key < (year, half)]
+    last = max(earlier) if earlier else min(known)
+    key = half_year_key(year, half)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning("late_charges.reference_rates: no ECB rate for %s; the rate of %s (%s %%) "
+                    "is used until it is added", key, half_year_key(*last), known[last])
+    return known[last]
+
+
+def periods(due_date: dt.date, as_of: dt.date, settings: LateChargeSettings, *,
+            public: bool = False) -> tuple[Period, ...]:
+    """The days from the day after ``due_date`` through ``as_of``, by rate."""
+    first = due_date + dt.timedelta(days=1)
+    if as_of < first:
+        return ()
+    if settings.reference_rate is not None:  # deprecated: one rate for the whole delay
+        margin = settings.public_margin_points if public else settings.margin_points
+        return (Period(first, as_of, settings.reference_rate + margin, settings.reference_rate),)
+    if public:
+        rate = reference_rate(settings, *half_year(first))
+        return (Period(first, as_of, rate + settings.public_margin_points, rate),)
+    found = []
+    start = first
+    while start <= as_of:
+        year, half = half_year(start)
+        end = min(half_year_bounds(year, half)[1], as_of)
+        rate = reference_rate(settings, year, half)
+        found.append(Period(start, end, rate + settings.margin_points, rate,
+                            half_year_key(year, half)))
+        start = end + dt.timedelta(days=1)
+    return tuple(found)
+
+
 def late_charges(
     remaining: Decimal,
     due_date: dt.date,
@@ -55,15 +129,30 @@ def late_charges(
     settings: LateChargeSettings,
     *,
     is_consumer: bool,
+    kind: str = "business",
 ) -> LateCharges:
     """Interest and indemnity owed on one invoice; nothing for a consumer."""
-    rate = settings.annual_rate
     days = days_late(due_date, as_of)
+    spans = periods(due_date, as_of, settings, public=kind == "public")
+    rate = spans[-1].annual_rate if spans else current_rate(as_of, settings,
+                                                            public=kind == "public")
     if is_consumer or days == 0 or remaining <= 0:
         return LateCharges(days=days, annual_rate=rate, interest=ZERO, indemnity=ZERO)
+    raw = sum((remaining * p.annual_rate / Decimal(100) * Decimal(p.days) / DAYS_PER_YEAR
+               for p in spans), Decimal(0))
     return LateCharges(
         days=days,
         annual_rate=rate,
-        interest=interest(remaining, rate, days),
+        interest=raw.quantize(CENT, rounding=ROUND_HALF_UP),
         indemnity=settings.recovery_indemnity.quantize(CENT),
+        periods=spans,
     )
+
+
+def current_rate(as_of: dt.date, settings: LateChargeSettings, *, public: bool = False) -> Decimal:
+    """The annual rate of a delay that runs on ``as_of``: the reference rate of its
+    half-year plus the margin."""
+    margin = settings.public_margin_points if public else settings.margin_points
+    if settings.reference_rate is not None:
+        return settings.reference_rate + margin
+    return reference_rate(settings, *half_year(as_of)) + margin

@@ -16,7 +16,7 @@ from babel import Locale
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
-from relances.daemon.ledger.latecharges import ZERO, late_charges
+from relances.daemon.ledger.latecharges import ZERO, Period, current_rate, late_charges
 from relances.daemon.ledger.references import (
     format_reference,
     invoice_reference,
@@ -100,10 +100,19 @@ def _statement_reference(customer: Customer, as_of: dt.date) -> str:
         raise RenderError(f"customer {customer.code}: no payment reference ({exc})") from None
 
 
+def _period_fields(period: Period) -> dict[str, Any]:
+    year, half = (int(period.half_year[:4]), int(period.half_year[-1])) if period.half_year \
+        else (None, None)
+    return {"start": period.start, "end": period.end, "days": period.days, "year": year,
+            "half": half, "annual_rate": period.annual_rate,
+            "reference_rate": period.reference_rate}
+
+
 def invoice_fields(settings: Settings, invoice: Invoice, *, as_of: dt.date,
-                   claim_charges: bool, is_consumer: bool) -> dict[str, Any]:
+                   claim_charges: bool, is_consumer: bool,
+                   kind: str = "business") -> dict[str, Any]:
     charges = late_charges(invoice.remaining, invoice.due_date, as_of, settings.late_charges,
-                           is_consumer=is_consumer)
+                           is_consumer=is_consumer, kind=kind)
     interest = charges.interest if claim_charges else ZERO
     indemnity = charges.indemnity if claim_charges else ZERO
     return {
@@ -118,6 +127,8 @@ def invoice_fields(settings: Settings, invoice: Invoice, *, as_of: dt.date,
         "last_reminded_on": invoice.last_reminded_on,
         "payment_method": invoice.payment_method or "",
         "interest": interest,
+        # The rates the interest was counted at: one per half-year of the delay.
+        "interest_periods": [_period_fields(p) for p in charges.periods] if claim_charges else [],
         "indemnity": indemnity,
         "amount_due": invoice.remaining + interest + indemnity,
         # What the payer quotes, grouped by four for reading: "RF18 5390 0754 7034".
@@ -171,8 +182,14 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
     # for a consumer, and not for a customer nobody described (uncertain means silent).
     claim = level_policy.late_charges and customer.owes_late_charges
     rows = [invoice_fields(settings, i, as_of=as_of, claim_charges=claim,
-                           is_consumer=customer.is_consumer) for i in invoices]
+                           is_consumer=customer.is_consumer, kind=customer.kind) for i in invoices]
     lc = settings.late_charges
+    public = customer.kind == "public"
+    annual_rate = current_rate(as_of, lc, public=public)
+    margin = lc.public_margin_points if public else lc.margin_points
+    # Every half-year rate the letter counts interest at, oldest first.
+    used = {(p["year"], p["half"], p["annual_rate"]): p for row in rows
+            for p in row["interest_periods"] if p["year"] is not None}
     key = invoices[0].number if kind == "letter" else customer.name
     credit = customer.credit or ZERO
     totals = _totals(rows, credit if kind == "statement" and credit > 0 else ZERO)
@@ -197,9 +214,11 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
         "payment": payment_fields(settings, reference=reference, amount=totals["to_pay"]),
         "late_charges": {
             "claimed": claim,
-            "annual_rate": lc.annual_rate,
-            "reference_rate": lc.reference_rate,
-            "margin_points": lc.margin_points,
+            "annual_rate": annual_rate,
+            "reference_rate": annual_rate - margin,
+            "margin_points": margin,
+            "periods": [{key: p[key] for key in ("year", "half", "annual_rate", "reference_rate")}
+                        for _, p in sorted(used.items(), key=lambda item: item[0][:2])],
             "indemnity_per_invoice": lc.recovery_indemnity,
         },
     }

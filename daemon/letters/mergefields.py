@@ -72,6 +72,16 @@ LETTER_FIELDS: dict[str, str] = {
     "invoices[].last_reminded_on": "date of the last reminder sent, or empty",
     "invoices[].payment_method": "payment method",
     "invoices[].interest": "late-payment interest claimed (0 when not claimed)",
+    "invoices[].interest_periods[].start": "first day counted at this rate (the periods: the "
+                                           "rates the interest was counted at, oldest first; "
+                                           "none when not claimed)",
+    "invoices[].interest_periods[].end": "last day counted at this rate",
+    "invoices[].interest_periods[].days": "days counted at this rate",
+    "invoices[].interest_periods[].year": "the half-year's year (empty when one rate covers the "
+                                          "whole delay: a public buyer)",
+    "invoices[].interest_periods[].half": "1 (January to June) or 2 (July to December)",
+    "invoices[].interest_periods[].annual_rate": "annual interest rate, in percent",
+    "invoices[].interest_periods[].reference_rate": "the ECB rate of that half-year, in percent",
     "invoices[].indemnity": "recovery indemnity claimed (0 when not claimed)",
     "invoices[].amount_due": "remaining + interest + indemnity",
     "invoices[].payment_reference": "the invoice's creditor reference (ISO 11649), grouped by "
@@ -97,9 +107,16 @@ LETTER_FIELDS: dict[str, str] = {
                   "or the amount is not payable",
     "late_charges.claimed": "whether this letter claims late charges "
                             "(level setting `late_charges`, business customers only)",
-    "late_charges.annual_rate": "annual interest rate, in percent",
-    "late_charges.reference_rate": "reference (ECB) rate, in percent",
-    "late_charges.margin_points": "points added to the reference rate",
+    "late_charges.annual_rate": "annual interest rate of the letter's day, in percent",
+    "late_charges.reference_rate": "reference (ECB) rate of the letter's half-year, in percent",
+    "late_charges.margin_points": "points added to the reference rate (10; 8 for a public "
+                                  "buyer)",
+    "late_charges.periods[].year": "the half-year's year (the periods: each half-year the "
+                                   "letter counts interest in, oldest first; more than one when "
+                                   "a delay crosses 1 January or 1 July)",
+    "late_charges.periods[].half": "1 (January to June) or 2 (July to December)",
+    "late_charges.periods[].annual_rate": "that half-year's annual rate, in percent",
+    "late_charges.periods[].reference_rate": "that half-year's ECB rate, in percent",
     "late_charges.indemnity_per_invoice": "fixed recovery indemnity per invoice (40 €)",
 }
 

@@ -70,6 +70,10 @@ def preflight(settings: Settings, pm: Any = None) -> list[str]:
     check_schedule(settings)
     check_channels(settings, pm if pm is not None else get_plugin_manager())
     warnings = list(check_templates(settings))
+    if settings.late_charges.reference_rate is not None:
+        warnings.append(f"{settings.where('late_charges', 'reference_rate')}: deprecated: one "
+                        "rate for the whole delay, where L441-10 takes each half-year's ECB "
+                        "rate; remove it (late_charges.reference_rates corrects a half-year)")
     if not harfbuzz_subset_available():
         warnings.append("libharfbuzz-subset is not installed: PDF rendering will be about ten "
                         "times slower (Debian package libharfbuzz-subset0)")

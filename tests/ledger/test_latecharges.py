@@ -5,22 +5,80 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from relances.daemon.config import LateChargeSettings
+from relances.daemon.ledger import latecharges
 from relances.daemon.ledger.latecharges import days_late, interest, late_charges
 
-RATES = LateChargeSettings()  # 2.15 + 10 points, 40 €
+RATES = LateChargeSettings()  # each half-year's ECB rate + 10 points, 40 €
 
 
 def test_seed_invoice_at_level_3() -> None:
-    # 680,40 € due 08/02/2024, as of 22/11/2024: 288 days at 12,15 %.
+    # 680,40 € due 08/02/2024, as of 22/11/2024: 288 days, 143 of the first half of 2024
+    # (ECB 4,50 % on 1 January, + 10 points) and 145 of the second (4,25 % on 1 July).
     charges = late_charges(Decimal("680.40"), dt.date(2024, 2, 8), dt.date(2024, 11, 22),
                            RATES, is_consumer=False)
     assert charges.days == 288
-    assert charges.annual_rate == Decimal("12.15")
-    # 680.40 × 0.1215 × 288 / 365 = 65.2290…
-    assert charges.interest == Decimal("65.23")
+    assert [(p.half_year, p.start, p.end, p.days, p.annual_rate) for p in charges.periods] == [
+        ("2024-H1", dt.date(2024, 2, 9), dt.date(2024, 6, 30), 143, Decimal("14.50")),
+        ("2024-H2", dt.date(2024, 7, 1), dt.date(2024, 11, 22), 145, Decimal("14.25"))]
+    assert charges.annual_rate == Decimal("14.25")  # the rate of the letter's day
+    # 680.40 × (0.1450 × 143 + 0.1425 × 145) / 365 = 77.1681…, rounded once
+    assert charges.interest == Decimal("77.17")
     assert charges.indemnity == Decimal("40.00")
-    assert charges.total == Decimal("105.23")
+    assert charges.total == Decimal("117.17")
+
+
+def test_each_day_at_the_rate_of_its_half_year() -> None:
+    # Due 31/05/2025: June at 3,15 + 10 %, then 62 days of July and August at 2,15 + 10 %.
+    charges = late_charges(Decimal("1000.00"), dt.date(2025, 5, 31), dt.date(2025, 8, 31),
+                           RATES, is_consumer=False)
+    assert [(p.days, p.annual_rate) for p in charges.periods] == [
+        (30, Decimal("13.15")), (62, Decimal("12.15"))]
+    # 1000 × (0.1315 × 30 + 0.1215 × 62) / 365 = 31.4465…
+    assert charges.interest == Decimal("31.45")
+
+
+def test_a_delay_over_several_years_crosses_every_half_year() -> None:
+    charges = late_charges(Decimal("100.00"), dt.date(2022, 12, 31), dt.date(2025, 1, 1),
+                           RATES, is_consumer=False)
+    assert [p.half_year for p in charges.periods] == [
+        "2023-H1", "2023-H2", "2024-H1", "2024-H2", "2025-H1"]
+    assert sum(p.days for p in charges.periods) == charges.days == 732
+    assert charges.periods[-1].days == 1
+
+
+def test_a_public_buyer_owes_the_rate_of_the_half_year_the_delay_began_plus_8_points() -> None:
+    charges = late_charges(Decimal("1000.00"), dt.date(2025, 5, 31), dt.date(2025, 8, 31),
+                           RATES, is_consumer=False, kind="public")
+    (period,) = charges.periods
+    assert (period.days, period.annual_rate, period.half_year) == (92, Decimal("11.15"), None)
+    # 1000 × 0.1115 × 92 / 365 = 28.1041…
+    assert charges.interest == Decimal("28.10")
+    assert charges.indemnity == Decimal("40.00")
+
+
+def test_a_half_year_added_or_corrected_in_the_settings(caplog: pytest.LogCaptureFixture,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(latecharges, "_WARNED", set())  # said once per process
+    due, as_of = dt.date(2026, 6, 30), dt.date(2026, 7, 10)
+    missing = late_charges(Decimal("365.00"), due, as_of, RATES, is_consumer=False)
+    assert missing.periods[0].reference_rate == Decimal("2.15")  # 2026-H1's, the last known
+    assert "no ECB rate for 2026-H2" in caplog.text
+    given = LateChargeSettings(reference_rates={"2026-H2": Decimal("2.40"),
+                                                "2024-H1": Decimal("4.00")})
+    added = late_charges(Decimal("365.00"), due, as_of, given, is_consumer=False)
+    assert added.periods[0].annual_rate == Decimal("12.40")
+    assert added.interest == Decimal("1.24")  # 365 × 12,40 % × 10 / 365
+    corrected = late_charges(Decimal("365.00"), dt.date(2024, 1, 1), dt.date(2024, 1, 11),
+                             given, is_consumer=False)
+    assert corrected.periods[0].annual_rate == Decimal("14.00")
+
+
+def test_half_years_are_written_yyyy_h1_or_h2() -> None:
+    with pytest.raises(ValueError, match="a half-year is written YYYY-H1 or YYYY-H2"):
+        LateChargeSettings(reference_rates={"2026-07": Decimal("2")})
 
 
 def test_counted_from_the_day_after_the_due_date() -> None:

@@ -51,9 +51,13 @@ async def test_level_3_letter_for_the_seed_invoice(sessions: Sessions,
     assert ctx["invoice"]["remaining"] == Decimal("680.40")
     assert ctx["invoice"]["days_overdue"] == 288
     assert ctx["late_charges"]["claimed"] is True
-    assert ctx["totals"]["interest"] == Decimal("65.23")
+    # 143 days of 2024's first half at 4,50 + 10 %, 145 of its second at 4,25 + 10 %.
+    assert ctx["totals"]["interest"] == Decimal("77.17")
+    assert [(p["year"], p["half"], p["annual_rate"]) for p in ctx["late_charges"]["periods"]] == [
+        (2024, 1, Decimal("14.50")), (2024, 2, Decimal("14.25"))]
+    assert [p["days"] for p in ctx["invoice"]["interest_periods"]] == [143, 145]
     assert ctx["totals"]["indemnity"] == Decimal("40.00")
-    assert ctx["totals"]["amount_due"] == Decimal("785.63")
+    assert ctx["totals"]["amount_due"] == Decimal("797.57")
     assert ctx["deadline"] == AS_OF + dt.timedelta(days=8)
     assert ctx["place"] == "Lyon" and ctx["today"] == AS_OF
     # The render pool gets it by pickling: plain data only.

@@ -41,7 +41,8 @@ async def test_formal_notice_with_charges_and_the_invoice_copy(
     for expected in ("INTEL", "COD_F1026", "680,40 €", "MISE EN DEMEURE",
                      "LETTRE RECOMMANDÉE AVEC ACCUSÉ DE RÉCEPTION",
                      "Objet : Mise en demeure – facture COD_F1026", "Lyon, le 22 novembre 2024",
-                     "65,23 €", "40,00 €", "785,63 €", "30 novembre 2024", "12,15 %",
+                     "77,17 €", "40,00 €", "797,57 €", "30 novembre 2024",
+                     "semestre 2024 : 14,5 %", "semestre 2024 : 14,25 %",
                      "SIRET 123 456 789 00012", "P.J. : copie de notre facture COD_F1026"):
         assert expected in letter, expected
     # For paper and fax: the letter then the invoice's own pages, in one PDF.
@@ -54,7 +55,7 @@ async def test_formal_notice_with_charges_and_the_invoice_copy(
     assert rendered.attachments[0].content == rendered.letter_pdf
     assert rendered.attachments[1].content == SAMPLE_COPY.read_bytes()
     assert rendered.subject == "Mise en demeure – facture COD_F1026"
-    assert "mise en demeure" in rendered.text_body and "785,63" in rendered.text_body
+    assert "mise en demeure" in rendered.text_body and "797,57" in rendered.text_body
     assert "<strong>COD_F1026</strong>" in rendered.html_body
 
 
