@@ -15,9 +15,10 @@ import re
 import string
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
@@ -176,22 +177,14 @@ class LateChargeSettings(_Model):
 
     # The ECB rate of a half-year the shipped table (ledger/ecbrates.py) lacks or gets
     # wrong: {"2026-H2": 2.15}.
-    reference_rates: dict[str, Decimal] = Field(default_factory=dict)
+    reference_rates: dict[Annotated[str, pydantic.StringConstraints(pattern=r"^(19|20)[0-9]{2}-H[12]$")],
+                          Annotated[Decimal, Field(ge=0, le=100)]] = Field(default_factory=dict)
     # Deprecated: one reference rate for the whole delay, instead of each half-year's.
     reference_rate: Decimal | None = Field(None, ge=0, le=100)
     margin_points: Decimal = Field(Decimal("10"), ge=0, le=100)
     public_margin_points: Decimal = Field(Decimal("8"), ge=0, le=100)
     recovery_indemnity: Decimal = Field(Decimal("40"), ge=0, le=10000)
 
-    @field_validator("reference_rates")
-    @classmethod
-    def _half_years(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        for key, rate in value.items():
-            if not re.fullmatch(r"(19|20)[0-9]{2}-H[12]", str(key)):
-                raise ValueError(f"{shown(str(key))!r}: a half-year is written YYYY-H1 or YYYY-H2")
-            if not Decimal(0) <= rate <= Decimal(100):
-                raise ValueError(f"{key}: a rate of 0 to 100 percent, not {rate}")
-        return value
 
 
 class CustomerSettings(_Model):
