@@ -11,13 +11,16 @@ owes, for the whole delay, the rate in force on the first day of the
 half-year in which the delay began, plus eight points (article R2192-31
 of the Code de la commande publique).  Consumers owe neither.  Interest
 is simple, counted by the day on a 365-day year, and rounded to the cent
-once per invoice.
+once per invoice.  Each day bears interest on that day's balance: a part
+payment made during the delay lowers it from the day it was made, so the
+days before it count the higher balance.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -130,16 +133,22 @@ def late_charges(
     *,
     is_consumer: bool,
     kind: str = "business",
+    payments: Sequence[tuple[dt.date, Decimal]] = (),
 ) -> LateCharges:
-    """Interest and indemnity owed on one invoice; nothing for a consumer."""
+    """Interest and indemnity owed on one invoice; nothing for a consumer.
+
+    ``payments`` (day, amount) are those already deducted from ``remaining``;
+    the ones made after the due date raise the balance of the days before them.
+    """
     days = days_late(due_date, as_of)
     spans = periods(due_date, as_of, settings, public=kind == "public")
     rate = spans[-1].annual_rate if spans else current_rate(as_of, settings,
                                                             public=kind == "public")
     if is_consumer or days == 0 or remaining <= 0:
         return LateCharges(days=days, annual_rate=rate, interest=ZERO, indemnity=ZERO)
-    raw = sum((remaining * p.annual_rate / Decimal(100) * Decimal(p.days) / DAYS_PER_YEAR
-               for p in spans), Decimal(0))
+    late = sorted((day, amount) for day, amount in payments if day > due_date and amount > 0)
+    raw = sum((balance * p.annual_rate / Decimal(100) * Decimal(days) / DAYS_PER_YEAR
+               for p in spans for balance, days in _balances(p, remaining, late)), Decimal(0))
     return LateCharges(
         days=days,
         annual_rate=rate,
@@ -147,6 +156,19 @@ def late_charges(
         indemnity=settings.recovery_indemnity.quantize(CENT),
         periods=spans,
     )
+
+
+def _balances(period: Period, remaining: Decimal,
+              payments: list[tuple[dt.date, Decimal]]) -> list[tuple[Decimal, int]]:
+    """The period's days by balance: ``remaining`` plus what was paid after each day."""
+    pieces, start = [], period.start
+    for day in [d for d, _ in payments if period.start < d <= period.end] + [
+            period.end + dt.timedelta(days=1)]:
+        if day > start:
+            balance = remaining + sum((a for d, a in payments if d > start), Decimal(0))
+            pieces.append((balance, (day - start).days))
+            start = day
+    return pieces
 
 
 def current_rate(as_of: dt.date, settings: LateChargeSettings, *, public: bool = False) -> Decimal:

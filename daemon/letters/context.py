@@ -8,7 +8,7 @@ same functions, so the documented fields are the real ones.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -109,10 +109,10 @@ def _period_fields(period: Period) -> dict[str, Any]:
 
 
 def invoice_fields(settings: Settings, invoice: Invoice, *, as_of: dt.date,
-                   claim_charges: bool, is_consumer: bool,
-                   kind: str = "business") -> dict[str, Any]:
+                   claim_charges: bool, is_consumer: bool, kind: str = "business",
+                   payments: Sequence[tuple[dt.date, Decimal]] = ()) -> dict[str, Any]:
     charges = late_charges(invoice.remaining, invoice.due_date, as_of, settings.late_charges,
-                           is_consumer=is_consumer, kind=kind)
+                           is_consumer=is_consumer, kind=kind, payments=payments)
     interest = charges.interest if claim_charges else ZERO
     indemnity = charges.indemnity if claim_charges else ZERO
     return {
@@ -174,15 +174,19 @@ def _country_name(value: str) -> str:
 
 
 def build_context(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,
-                  kind: str, level: int, as_of: dt.date, language: str) -> dict[str, Any]:
-    """The merge fields of one letter or statement (see ``docs/merge-fields.md``)."""
+                  kind: str, level: int, as_of: dt.date, language: str,
+                  payments: Mapping[int, Sequence[tuple[dt.date, Decimal]]] | None = None,
+                  ) -> dict[str, Any]:
+    """The merge fields of one letter or statement (see ``docs/merge-fields.md``);
+    ``payments``: each invoice's (day, amount), for the interest of the days before them."""
     policy = settings.policy(customer.policy)
     level_policy = policy.level(level)
     # Penalties and the indemnity only for a business or a public buyer: never
     # for a consumer, and not for a customer nobody described (uncertain means silent).
     claim = level_policy.late_charges and customer.owes_late_charges
     rows = [invoice_fields(settings, i, as_of=as_of, claim_charges=claim,
-                           is_consumer=customer.is_consumer, kind=customer.kind) for i in invoices]
+                           is_consumer=customer.is_consumer, kind=customer.kind,
+                           payments=(payments or {}).get(i.id, ())) for i in invoices]
     lc = settings.late_charges
     public = customer.kind == "public"
     annual_rate = current_rate(as_of, lc, public=public)

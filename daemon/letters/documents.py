@@ -26,7 +26,7 @@ from relances.daemon.ledger.book import InvoiceCopies, invoice_copy_path
 from relances.daemon.ledger.due import overdue_invoices
 from relances.daemon.letters.context import build_context, customer_fields
 from relances.daemon.letters.templating import language_of
-from relances.daemon.models import Customer, Invoice
+from relances.daemon.models import Customer, Invoice, Payment
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,26 @@ def _check_plain(value: Any, name: str) -> None:
                           "is not plain data (str, number, date, list, dict)")
 
 
+async def _payments(session: AsyncSession,
+                    invoices: Sequence[Invoice]) -> dict[int, list[tuple[dt.date, Decimal]]]:
+    """Each invoice's payments (day, amount): a part payment during the delay lowers the
+    balance that bears interest only from its day."""
+    found: dict[int, list[tuple[dt.date, Decimal]]] = {}
+    rows = await session.execute(select(Payment.invoice_id, Payment.paid_on, Payment.amount)
+                                 .where(Payment.invoice_id.in_([i.id for i in invoices])))
+    for invoice_id, paid_on, amount in rows:
+        found.setdefault(invoice_id, []).append((paid_on, amount))
+    return found
+
+
 def _job(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,
-         kind: Kind, level: int, as_of: dt.date, pm: Any) -> LetterJob:
+         kind: Kind, level: int, as_of: dt.date, pm: Any,
+         payments: dict[int, list[tuple[dt.date, Decimal]]] | None = None) -> LetterJob:
     language = language_of(settings, customer.language)
     policy = settings.policy(customer.policy).level(level)
     copies = _copies(settings, invoices, level, policy.attach_invoice)
     context = build_context(settings, customer, invoices, kind=kind, level=level,
-                            as_of=as_of, language=language)
+                            as_of=as_of, language=language, payments=payments)
     if pm is not None:
         context = _plugin_fields(pm, context, level, kind)
     key = invoices[0].number if kind == "letter" else customer.code
@@ -147,7 +160,8 @@ async def prepare_letter(session: AsyncSession, settings: Settings, invoice_numb
         raise RenderError(f"invoice {invoice_number} is at level 0: nothing to send")
     if level not in (1, 2, 3):
         raise RenderError(f"invoice {invoice_number}: no reminder level {level} (1 to 3)")
-    return _job(settings, customer, [invoice], kind="letter", level=level, as_of=as_of, pm=pm)
+    return _job(settings, customer, [invoice], kind="letter", level=level, as_of=as_of, pm=pm,
+                payments=await _payments(session, [invoice]))
 
 
 async def prepare_statement(session: AsyncSession, settings: Settings, customer_code: str, *,
@@ -169,7 +183,7 @@ async def prepare_statement(session: AsyncSession, settings: Settings, customer_
         raise NothingToSend(f"customer {customer_code}: every overdue invoice is at level 0: "
                             "nothing to send")
     return _job(settings, customer, invoices, kind="statement", level=level, as_of=as_of,
-                pm=pm)
+                pm=pm, payments=await _payments(session, invoices))
 
 
 async def prepare_statement_for(session: AsyncSession, settings: Settings, key: str, *,

@@ -121,3 +121,28 @@ def test_rate_and_indemnity_come_from_settings() -> None:
     # 365 × 14.5 % × 10 / 365 = 1.45
     assert charges.interest == Decimal("1.45")
     assert charges.indemnity == Decimal("40.00")
+
+
+def test_a_part_payment_lowers_the_balance_from_its_day() -> None:
+    flat = LateChargeSettings(reference_rate=Decimal("0"), margin_points=Decimal("10"))
+    # 1000 € due 01/01/2024, 500 € paid on 11/01, as of 21/01: the 9 days from 02/01 to
+    # 10/01 bear interest on 1000 €, the 11 from 11/01 to 21/01 on the 500 € left.
+    charges = late_charges(Decimal("500.00"), dt.date(2024, 1, 1), dt.date(2024, 1, 21), flat,
+                           is_consumer=False, payments=[(dt.date(2024, 1, 11), Decimal("500"))])
+    # (1000 × 9 + 500 × 11) × 0.10 / 365 = 3.9726…
+    assert charges.interest == Decimal("3.97")
+    # A payment made by the due date was never late: the balance is what remains.
+    early = late_charges(Decimal("500.00"), dt.date(2024, 1, 1), dt.date(2024, 1, 21), flat,
+                         is_consumer=False, payments=[(dt.date(2024, 1, 1), Decimal("500"))])
+    assert early.interest == interest(Decimal("500.00"), Decimal("10"), 20) == Decimal("2.74")
+
+
+def test_part_payments_across_half_years() -> None:
+    # Due 31/05/2025; 400 € of 1000 € paid on 01/07, 100 € more on 01/08; as of 31/08.
+    charges = late_charges(Decimal("500.00"), dt.date(2025, 5, 31), dt.date(2025, 8, 31), RATES,
+                           is_consumer=False, payments=[(dt.date(2025, 8, 1), Decimal("100")),
+                                                        (dt.date(2025, 7, 1), Decimal("400"))])
+    # June on 1000 € at 13,15 %; July on 600 € and August on 500 € at 12,15 %.
+    expected = (Decimal(1000) * Decimal("0.1315") * 30 + Decimal(600) * Decimal("0.1215") * 31
+                + Decimal(500) * Decimal("0.1215") * 31) / 365
+    assert charges.interest == expected.quantize(Decimal("0.01"))

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import LedgerError, RenderError
+from relances.daemon.ledger.book import record_payment
 from relances.daemon.ledger.imports import import_invoices
 from relances.daemon.letters.documents import LetterJob, prepare_letter, prepare_statement
 from relances.daemon.models import Invoice
@@ -62,6 +63,21 @@ async def test_level_3_letter_for_the_seed_invoice(sessions: Sessions,
     assert ctx["place"] == "Lyon" and ctx["today"] == AS_OF
     # The render pool gets it by pickling: plain data only.
     assert pickle.loads(pickle.dumps(job)) == job
+
+
+async def test_a_part_payment_during_the_delay_counts_from_its_day(
+        sessions: Sessions, letters_settings: Settings) -> None:
+    async with sessions() as session, session.begin():
+        invoice = (await session.execute(
+            select(Invoice).where(Invoice.number == "COD_F1026"))).scalar_one()
+        await record_payment(session, invoice, amount=Decimal("80.40"),
+                             paid_on=dt.date(2024, 7, 1), user="tester")
+    job = await letter(sessions, letters_settings, "COD_F1026")
+    # 680,40 € for the 143 days of 2024-H1 at 14,50 %, then 600 € for 145 days at 14,25 %.
+    expected = (Decimal("680.40") * Decimal("0.145") * 143
+                + Decimal("600.00") * Decimal("0.1425") * 145) / 365
+    assert job.context["invoice"]["remaining"] == Decimal("600.00")
+    assert job.context["totals"]["interest"] == expected.quantize(Decimal("0.01"))
 
 
 async def test_level_override_and_level_rules(sessions: Sessions,
