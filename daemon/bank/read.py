@@ -17,11 +17,15 @@ FORMATS = ("camt", "cfonb", "ofx", "mt940")
 def _load(path: Path) -> bytes:
     """The file, a regular one of at most MAX_STATEMENT_BYTES (a FIFO is refused, not waited on)."""
     with infiles.open_binary(path, error=BankError) as handle:
+        data = b""
         size = os.fstat(handle.fileno()).st_size
+        if size <= MAX_STATEMENT_BYTES:  # and a file that grows while it is read is refused
+            data = infiles.read_up_to(handle, path, MAX_STATEMENT_BYTES + 1, error=BankError)
+            size = len(data)
         if size > MAX_STATEMENT_BYTES:
             raise BankError(f"{path}: {size} bytes: larger than a statement can be "
                             f"({MAX_STATEMENT_BYTES // 1024 // 1024} MB)")
-    return infiles.read_bytes(path, error=BankError)
+    return data
 
 
 def _reader(name: str) -> Any:

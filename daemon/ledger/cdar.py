@@ -100,11 +100,14 @@ def looks_like_cdar(head: bytes) -> bool:
 def read_cdar(path: Path) -> list[Status]:
     """The statuses a CDAR file reports; LedgerError names what is wrong and where."""
     with infiles.open_binary(path) as handle:
+        data = b""
         size = os.fstat(handle.fileno()).st_size
+        if size <= MAX_CDAR_BYTES:  # and a file that grows while it is read is refused
+            data = infiles.read_up_to(handle, path, MAX_CDAR_BYTES + 1)
+            size = len(data)
         if size > MAX_CDAR_BYTES:
             raise LedgerError(f"{path}: {size} bytes: larger than a CDAR message can be "
                               f"({MAX_CDAR_BYTES // 1024 // 1024} MB)")
-    data = infiles.read_bytes(path)
     root = safexml.parse(path, data, error=LedgerError, kind="CDAR message",
                          expected="a CDAR status message")
     name = etree.QName(root)

@@ -136,10 +136,7 @@ def _read_pdf(path: Path) -> bytes:
         if size > MAX_PDF_BYTES:
             raise LedgerError(f"{path}: the file is {_mb(size)}, more than the "
                               f"{_mb(MAX_PDF_BYTES)} a Factur-X PDF may be")
-        try:
-            data = f.read(MAX_PDF_BYTES + 1)
-        except OSError as exc:
-            raise LedgerError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+        data = infiles.read_up_to(f, path, MAX_PDF_BYTES + 1)
     if len(data) > MAX_PDF_BYTES:
         raise LedgerError(f"{path}: the file is more than the {_mb(MAX_PDF_BYTES)} a Factur-X PDF may be")
     if not looks_like_pdf(data):

@@ -188,10 +188,7 @@ def _line(path: Path, number: int, header: Header, cells: list[str]) -> FecLine:
 
 def _text(path: Path) -> str:
     with infiles.open_binary(path) as handle:
-        try:
-            raw = handle.read(MAX_BYTES + 1)
-        except OSError as exc:
-            raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+        raw = infiles.read_up_to(handle, path, MAX_BYTES + 1)
     if len(raw) > MAX_BYTES:
         raise LedgerError(f"{path}: larger than {MAX_BYTES // 2**20} MiB: not read")
     if b"\0" in raw:

@@ -83,16 +83,23 @@ def open_binary(path: Path, *, error: type[RelancesError] = LedgerError,
         raise
 
 
+def read_up_to(handle: IO[bytes], path: Path, count: int, *,
+               error: type[RelancesError] = LedgerError) -> bytes:
+    """At most ``count`` bytes of a file :func:`open_binary` opened; a read that fails
+    (an I/O error, a file on a lost network share) raises ``error``."""
+    try:
+        return handle.read(count)
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+
+
 def read_bytes(path: Path, *, error: type[RelancesError] = LedgerError,
                limit: int | None = None) -> bytes:
     """The whole file, through :func:`open_binary`; a file that grows past the limit while
     it is read is refused too."""
     limit = _limit.get() if limit is None else limit
     with open_binary(path, error=error, limit=limit) as handle:
-        try:
-            data = handle.read(limit + 1)
-        except OSError as exc:
-            raise error(f"{path}: cannot read: {exc.strerror}") from None
+        data = read_up_to(handle, path, limit + 1, error=error)
     if len(data) > limit:
         raise error(f"{path}: larger than the {_mb(limit)} an import takes (imports.max_file_mb)")
     return data
@@ -103,7 +110,8 @@ def encoding_of(path: Path, handle: IO[bytes]) -> str:
     the handle left at its start); a byte neither decodes, or a file that mixes the two,
     raises :class:`LedgerError` naming the line."""
     try:
-        if _decode_error(handle, "utf-8") is None:
+        not_utf8 = _decode_error(handle, "utf-8")
+        if not_utf8 is None:
             return "utf-8-sig"
         failed = _decode_error(handle, "cp1252")
         if failed is not None:
@@ -113,7 +121,7 @@ def encoding_of(path: Path, handle: IO[bytes]) -> str:
         mixed = _utf8_sequence(handle)
         if mixed is not None:
             utf8 = _place(handle, mixed)[0]
-            line = _place(handle, _decode_error(handle, "utf-8") or 0)[0]
+            line = _place(handle, not_utf8)[0]
             raise LedgerError(f"{path}:{line}: the file mixes encodings (Windows-1252 on line "
                               f"{line}, UTF-8 on line {utf8}): save it whole as UTF-8")
     except OSError as exc:
@@ -122,9 +130,12 @@ def encoding_of(path: Path, handle: IO[bytes]) -> str:
 
 
 def decode(path: Path, data: bytes) -> str:
-    """The text of a whole file read by :func:`read_bytes`, as :func:`encoding_of` decodes it."""
-    encoding = encoding_of(path, io.BytesIO(data))
-    return data.decode(encoding)
+    """The text of a whole file read by :func:`read_bytes`, as :func:`encoding_of` decodes it
+    (a UTF-8 file, nearly every one, decoded once)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode(encoding_of(path, io.BytesIO(data)))
 
 
 def _decode_error(handle: IO[bytes], encoding: str) -> int | None:

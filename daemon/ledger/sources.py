@@ -65,10 +65,7 @@ def source_of(path: Path) -> str:
     """``invoices``, ``customers``, ``payments``, ``fec``, ``facturx`` or ``cdar``;
     LedgerError if none."""
     with infiles.open_binary(path) as stream:
-        try:
-            head = stream.read(HEAD)
-        except OSError as exc:
-            raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
+        head = infiles.read_up_to(stream, path, HEAD)
     if looks_like_pdf(head):
         return "facturx"
     if looks_like_cdar(head):
