@@ -48,6 +48,12 @@ _CSV_ERRORS = {"field larger than field limit": "a cell longer than {limit:,} ch
                "new-line character seen in unquoted field": "a line break (CR) inside a cell"}
 
 
+def control_in(text: str) -> str | None:
+    """``a control character (U+001B)`` for the first one ``text`` holds, or None."""
+    found = CONTROL.search(text)
+    return f"a control character (U+{ord(found.group()):04X})" if found else None
+
+
 def csv_rows(path: Path, reader: Any) -> Iterator[list[str]]:
     """The rows of a ``csv.reader``, its errors as :class:`LedgerError` naming the line."""
     while True:
@@ -72,11 +78,10 @@ def checked_row(path: Path, line: int, row: list[str], fields: list[str | None],
         raise LedgerError(f"{path}:{line}: {len(row)} cells where the header has "
                           f"{len(fields)} columns (a separator inside a cell?)")
     for position, cell in enumerate(row):
-        if (found := CONTROL.search(cell)) is not None:
+        if (control := control_in(cell)) is not None:
             field = fields[position] if position < len(fields) else None
             column = repr(shown[field]) if field in shown else str(position + 1)
-            raise LedgerError(f"{path}:{line}: column {column}: a control character "
-                              f"(U+{ord(found.group()):04X}) in the cell")
+            raise LedgerError(f"{path}:{line}: column {column}: {control} in the cell")
 
 
 def json_text(path: Path, where: str, key: str, value: Any) -> str:
@@ -88,9 +93,8 @@ def json_text(path: Path, where: str, key: str, value: Any) -> str:
         raise LedgerError(f"{path}: {where}: field {key!r}: {kind or 'not a value'} where "
                           "text or a number is expected")
     text = str(value)
-    if (found := CONTROL.search(text)) is not None:
-        raise LedgerError(f"{path}: {where}: field {key!r}: a control character "
-                          f"(U+{ord(found.group()):04X}) in the value")
+    if (control := control_in(text)) is not None:
+        raise LedgerError(f"{path}: {where}: field {key!r}: {control} in the value")
     return text
 
 

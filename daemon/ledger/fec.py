@@ -38,7 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger.cells import CONTROL, INVOICE_LENGTHS
+from relances.daemon.ledger.cells import INVOICE_LENGTHS, control_in
 from relances.daemon.ledger.fec_checks import ZERO, FecLine, looks_like_fec, read_fec
 from relances.daemon.ledger.parsing import fold
 from relances.daemon.ledger.readers import InvoiceRow
@@ -280,9 +280,8 @@ def _fits(path: Path, invoice: _Invoice, name: str) -> None:
         if len(value) > (limit := INVOICE_LENGTHS[key]):
             raise LedgerError(f"{where}: {column}: {len(value):,} characters, more than the "
                               f"{limit} Relances keeps")
-        if (found := CONTROL.search(value)) is not None:
-            raise LedgerError(f"{where}: {column}: a control character "
-                              f"(U+{ord(found.group()):04X}) in the value")
+        if (control := control_in(value)) is not None:
+            raise LedgerError(f"{where}: {column}: {control} in the value")
 
 
 def _row(path: Path, invoice: _Invoice, name: str, terms: int) -> InvoiceRow:
