@@ -49,11 +49,18 @@ class Period:
     end: dt.date
     annual_rate: Decimal
     reference_rate: Decimal
-    half_year: str | None = None  # "2025-H2"; None when one rate covers the whole delay
+    # The half-year (2025, 2); None when one rate covers the whole delay (a public buyer).
+    year: int | None = None
+    half: int | None = None
 
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
+
+    @property
+    def half_year(self) -> str | None:
+        """``2025-H2``, as ``late_charges.reference_rates`` names it."""
+        return half_year_key(self.year, self.half) if self.year and self.half else None
 
 
 @dataclass(frozen=True)
@@ -119,8 +126,7 @@ def periods(due_date: dt.date, as_of: dt.date, settings: LateChargeSettings, *,
         year, half = half_year(start)
         end = min(half_year_bounds(year, half)[1], as_of)
         rate = reference_rate(settings, year, half)
-        found.append(Period(start, end, rate + settings.margin_points, rate,
-                            half_year_key(year, half)))
+        found.append(Period(start, end, rate + settings.margin_points, rate, year, half))
         start = end + dt.timedelta(days=1)
     return tuple(found)
 

@@ -101,10 +101,8 @@ def _statement_reference(customer: Customer, as_of: dt.date) -> str:
 
 
 def _period_fields(period: Period) -> dict[str, Any]:
-    year, half = (int(period.half_year[:4]), int(period.half_year[-1])) if period.half_year \
-        else (None, None)
-    return {"start": period.start, "end": period.end, "days": period.days, "year": year,
-            "half": half, "annual_rate": period.annual_rate,
+    return {"start": period.start, "end": period.end, "days": period.days,
+            "year": period.year, "half": period.half, "annual_rate": period.annual_rate,
             "reference_rate": period.reference_rate}
 
 
@@ -192,8 +190,8 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
     annual_rate = current_rate(as_of, lc, public=public)
     margin = lc.public_margin_points if public else lc.margin_points
     # Every half-year rate the letter counts interest at, oldest first.
-    used = {(p["year"], p["half"], p["annual_rate"]): p for row in rows
-            for p in row["interest_periods"] if p["year"] is not None}
+    half_years = sorted({(p["year"], p["half"], p["annual_rate"], p["reference_rate"])
+                         for row in rows for p in row["interest_periods"] if p["year"] is not None})
     key = invoices[0].number if kind == "letter" else customer.name
     credit = customer.credit or ZERO
     totals = _totals(rows, credit if kind == "statement" and credit > 0 else ZERO)
@@ -221,8 +219,8 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
             "annual_rate": annual_rate,
             "reference_rate": annual_rate - margin,
             "margin_points": margin,
-            "periods": [{key: p[key] for key in ("year", "half", "annual_rate", "reference_rate")}
-                        for _, p in sorted(used.items(), key=lambda item: item[0][:2])],
+            "periods": [dict(zip(("year", "half", "annual_rate", "reference_rate"), half_year,
+                                 strict=True)) for half_year in half_years],
             "indemnity_per_invoice": lc.recovery_indemnity,
         },
     }
