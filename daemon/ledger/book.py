@@ -305,21 +305,41 @@ def escalation_action(level: int) -> str:
     return f"Passage au niveau {level} (incrémentation)"
 
 
+def _step(entry: HistoryEntry) -> Step:
+    return Step(entry.at, entry.user, entry.action, entry.event, entry.level, entry.channel,
+                entry.reference)
+
+
+def _level_runs(invoice: Any) -> list[tuple[int, int]]:
+    """(level, run id) of the escalation runs that raised an invoice (or a row of its ids)."""
+    return [(level, run_id) for level, run_id in ((1, invoice.level1_run_id),
+                                                  (2, invoice.level2_run_id),
+                                                  (3, invoice.level3_run_id)) if run_id is not None]
+
+
+async def _escalations(session: AsyncSession, raised: Sequence[tuple[int, int, str | None]],
+                       ) -> list[tuple[Step, str | None]]:
+    """The escalation steps of (run id, level, invoice number): one run raises many
+    invoices, each gets its step."""
+    if not raised:
+        return []
+    found = await session.execute(
+        select(RunRecord).where(RunRecord.id.in_({run_id for run_id, _, _ in raised})))
+    runs = {run.id: run for run in found.scalars()}
+    return [(Step(runs[run_id].started_at, runs[run_id].user, escalation_action(level),
+                  "escalated", level), number)
+            for run_id, level, number in raised if run_id in runs]
+
+
 async def invoice_history(session: AsyncSession, invoice_id: int) -> list[Step]:
     """Every step of an invoice, newest first: reminders, escalations, payments, holds."""
     entries = await session.execute(
         select(HistoryEntry).where(HistoryEntry.invoice_id == invoice_id))
-    steps = [Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference)
-             for e in entries.scalars()]
+    steps = [_step(e) for e in entries.scalars()]
     invoice = await session.get(Invoice, invoice_id)
-    runs = {} if invoice is None else {
-        level: run_id for level, run_id in ((1, invoice.level1_run_id), (2, invoice.level2_run_id),
-                                            (3, invoice.level3_run_id)) if run_id is not None}
-    if runs:
-        found = await session.execute(select(RunRecord).where(RunRecord.id.in_(runs.values())))
-        by_id = {run.id: run for run in found.scalars()}
-        steps += [Step(by_id[run_id].started_at, by_id[run_id].user, escalation_action(level),
-                       "escalated", level) for level, run_id in runs.items() if run_id in by_id]
+    raised = [] if invoice is None else [(run_id, level, None)
+                                         for level, run_id in _level_runs(invoice)]
+    steps += [step for step, _ in await _escalations(session, raised)]
     return sorted(steps, key=lambda step: _aware(step.at), reverse=True)
 
 
@@ -328,8 +348,7 @@ async def customer_history(session: AsyncSession, customer: Customer) -> list[St
     entries = await session.execute(
         select(HistoryEntry).where(HistoryEntry.customer_id == customer.id,
                                    HistoryEntry.invoice_id.is_(None)))
-    steps = [Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference)
-             for e in entries.scalars()]
+    steps = [_step(e) for e in entries.scalars()]
     return sorted(steps, key=lambda step: _aware(step.at), reverse=True)
 
 
@@ -347,18 +366,9 @@ async def customer_timeline(session: AsyncSession, customer: Customer, *,
             HistoryEntry.customer_id == customer.id,
             HistoryEntry.invoice_id.in_(select(Invoice.id).where(Invoice.customer_id == customer.id))))
         .order_by(HistoryEntry.at.desc(), HistoryEntry.id.desc()).limit(limit))
-    found = [(Step(e.at, e.user, e.action, e.event, e.level, e.channel, e.reference),
-              numbers.get(e.invoice_id) if e.invoice_id is not None else None)
-             for e in entries.scalars()]
-    levels = {run_id: (row.number, level) for row in invoices
-              for level, run_id in ((1, row.level1_run_id), (2, row.level2_run_id),
-                                    (3, row.level3_run_id)) if run_id is not None}
-    if levels:
-        runs = await session.execute(select(RunRecord).where(RunRecord.id.in_(levels)))
-        for run in runs.scalars():
-            number, level = levels[run.id]
-            found.append((Step(run.started_at, run.user, escalation_action(level), "escalated",
-                               level), number))
+    found = [(_step(e), numbers.get(e.invoice_id)) for e in entries.scalars()]
+    found += await _escalations(session, [(run_id, level, row.number) for row in invoices
+                                          for level, run_id in _level_runs(row)])
     found.sort(key=lambda pair: _aware(pair[0].at), reverse=True)
     return found[:limit]
 

@@ -185,6 +185,19 @@ def test_the_customer_card_tells_what_happened_to_its_invoices(as_role, people: 
     assert history.index("Nature du client modifiée") < history.index("Règlement de 80,00 €")
 
 
+def test_one_escalation_run_shows_on_each_invoice_it_raised(as_role, people: Cli, tsv) -> None:  # type: ignore[no-untyped-def]
+    people(["import", "invoices", str(tsv(
+        "INT01\t\tINTEL\t\t01/02/2024\tINT-2\t\t\t50,00\t50,00\t01/03/2024\t\t\t\t\t\t",
+        name="more.tsv"))])
+    people(["escalate", "--customer", "INT01", "--as-of", "2024-11-22"])
+    page = as_role("lecture").get("/clients/INT01").text
+    history = page[page.index("Historique du client"):]
+    raised = [line for line in history.split("<tr>") if "Passage au niveau 1" in line]
+    assert sorted(number for number in ("COD_F1026", "INT-2")
+                  for line in raised if f'<a href="/factures/{number}">' in line) == [
+        "COD_F1026", "INT-2"]  # one run raised both: each shows its step
+
+
 def test_the_invoice_page(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
     people(["pay", "COD_F1026", "80", "--reference", "CHQ-7", "--method", "chèque"])
     page = as_role("lecture").get("/factures/COD_F1026").text
