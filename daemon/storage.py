@@ -26,13 +26,9 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -40,6 +36,9 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 from relances.daemon.config import DATABASE_URL_ENV, Settings, load_settings
 from relances.daemon.errors import ConfigError, DatabaseError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +246,10 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
+    # Alembic takes a third of a second to import: only `init` and the
+    # upgrades need it, not every command's check of the schema.
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -254,13 +257,26 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
 
 
 def _upgrade(connection: Connection, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(_alembic_config(connection), revision)
 
 
+@functools.cache
+def schema_head() -> str:
+    """The newest revision: migrations are files ``versions/NNNN_what.py`` whose
+    revision is their number, each following the one before (a test holds
+    Alembic's own answer to this)."""
+    numbers = [p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
+    return max(numbers)
+
+
 def _current(connection: Connection) -> tuple[str | None, str | None]:
-    context = MigrationContext.configure(connection)
-    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
-    return context.get_current_revision(), head
+    """The database's revision (None when empty) and the newest one."""
+    current = None
+    if inspect(connection).has_table("alembic_version"):
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return current, schema_head()
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:

@@ -144,3 +144,14 @@ async def _drift(url: str) -> list[object]:
 def test_the_migrations_make_the_schema_the_models_describe(empty_database: str) -> None:
     """A model changed without its migration (or the reverse) fails here."""
     assert asyncio.run(_drift(empty_database)) == []
+
+
+def test_the_newest_revision_read_from_the_files_is_alembics_head() -> None:
+    # Every command checks the schema against storage.schema_head(), which reads the
+    # migrations' file names rather than import Alembic; Alembic must agree.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(storage.MIGRATIONS))
+    assert storage.schema_head() == ScriptDirectory.from_config(cfg).get_current_head() == HEAD

@@ -5,20 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from relances.daemon import formatting as fmt
-from relances.daemon.cli.main import async_command, warn_unknown_kinds
+from relances.daemon.cli.main import async_command, rendering_command, warn_unknown_kinds
 from relances.daemon.cli.options import as_of_option
-from relances.daemon.dispatch import outbox
-from relances.daemon.dispatch.reprint import reprint
-from relances.daemon.dispatch.run import Dispatcher, record_run
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger import book
-from relances.daemon.letters.pool import Renderer
-from relances.daemon.models import utcnow
-from relances.daemon.storage import App
+
+if TYPE_CHECKING:
+    # What sends is imported in the commands' bodies: `send` forks its first
+    # render worker before it loads the ledger and the channels.
+    from relances.daemon.dispatch import outbox
+    from relances.daemon.letters.pool import Renderer
+    from relances.daemon.storage import App
 
 PROGRESS_FROM = 20
 RETRY_FOR = 120.0  # seconds `send` keeps retrying transient failures
@@ -34,6 +35,9 @@ def _waiting(app: App) -> Callable[[int, dt.datetime], None]:
 
 async def _preview(app: App, request: outbox.Request) -> None:
     """What ``send`` would queue, without writing anything."""
+    from relances.daemon.dispatch import outbox
+    from relances.daemon.ledger import book
+
     async with app.sessions() as session:
         rows, already = await outbox.dry_run(session, app.settings, request, user=app.user)
         waiting = await outbox.waiting_for(session, request, make_due=False)
@@ -64,10 +68,10 @@ async def _preview(app: App, request: outbox.Request) -> None:
               show_default=True, metavar="SECONDS",
               help="Keep retrying what a transient failure left pending for this long; "
                    "0: one attempt each.")
-@async_command
+@rendering_command()
 async def send_command(app: App, customer: str | None, number: str | None, statement: bool,
                        channel: str | None, as_of: dt.date | None, dry_run: bool,
-                       force: bool, retry_for: float) -> None:
+                       force: bool, retry_for: float, renderer: Renderer) -> None:
     """Send the reminders due at the invoices' current levels.
 
     One letter per invoice, or one statement per customer with --statement;
@@ -78,6 +82,11 @@ async def send_command(app: App, customer: str | None, number: str | None, state
     transient failure is retried, on the daemon's backoff, for --retry-for
     seconds.
     """
+    from relances.daemon.dispatch import outbox
+    from relances.daemon.dispatch.run import Dispatcher, record_run
+    from relances.daemon.ledger import book
+    from relances.daemon.models import utcnow
+
     async with app.sessions() as session:
         await warn_unknown_kinds(session)
         if customer:
@@ -104,14 +113,13 @@ async def send_command(app: App, customer: str | None, number: str | None, state
         return
     started = utcnow()
     deadline = started + dt.timedelta(seconds=retry_for)
-    async with Renderer(app.settings) as renderer:
-        dispatcher = Dispatcher(app, app.plugins, renderer)
-        if len(ids) >= PROGRESS_FROM and sys.stderr.isatty():
-            with click.progressbar(length=len(ids), label="sending", file=sys.stderr) as bar:
-                dispatcher.progress = bar.update
-                summary = await dispatcher.run_until(ids, deadline, _waiting(app))
-        else:
+    dispatcher = Dispatcher(app, app.plugins, renderer)
+    if len(ids) >= PROGRESS_FROM and sys.stderr.isatty():
+        with click.progressbar(length=len(ids), label="sending", file=sys.stderr) as bar:
+            dispatcher.progress = bar.update
             summary = await dispatcher.run_until(ids, deadline, _waiting(app))
+    else:
+        summary = await dispatcher.run_until(ids, deadline, _waiting(app))
     await record_run(app, "send", started, len(queued.ids), summary)
     for reason in summary.reasons:
         click.echo(f"  {reason}", err=True)
@@ -132,6 +140,9 @@ async def reprint_command(app: App, number: str, channel: str | None) -> None:
 
     Recorded in the history; changes neither the level nor "Relancé le".
     """
+    from relances.daemon.dispatch.reprint import reprint
+    from relances.daemon.ledger import book
+
     async with app.sessions() as session:
         await book.invoice_by_number(session, number)
     receipt = await reprint(app, number, channel=channel)

@@ -147,7 +147,7 @@ def process_context() -> Any:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["relances.daemon.letters.pool"])
+        ctx.set_forkserver_preload(["relances.daemon.letters.pdf"])
         return ctx
     return multiprocessing.get_context("spawn")
 

@@ -13,9 +13,8 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +24,7 @@ from relances.daemon.errors import LedgerError, NothingToSend, RenderError
 from relances.daemon.ledger.book import InvoiceCopies, invoice_copy_path
 from relances.daemon.ledger.due import overdue_invoices
 from relances.daemon.letters.context import build_context, customer_fields
+from relances.daemon.letters.job import Kind, LetterJob
 from relances.daemon.letters.templating import language_of
 from relances.daemon.models import Customer, Invoice, Payment
 
@@ -33,24 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LetterJob", "build_context", "customer_fields", "prepare_letter",
            "prepare_statement", "prepare_statement_for", "invoice_copy_path"]
 
-Kind = Literal["letter", "statement"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class LetterJob:
-    """Everything a render worker needs for one document, as plain data."""
-
-    kind: Kind
-    level: int
-    language: str
-    template: str
-    context: dict[str, Any]
-    invoice_numbers: tuple[str, ...]
-    customer_code: str
-    copy_paths: tuple[str, ...]
-    subject: str
-    filename: str
 
 
 def _copies(settings: Settings, invoices: Sequence[Invoice], level: int,

@@ -6,7 +6,6 @@ where it is given the worker's :class:`~relances.daemon.letters.bounds.Limits`.
 
 from __future__ import annotations
 
-import ctypes.util
 import io
 import logging
 from collections.abc import Sequence
@@ -15,21 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pypdf import PdfWriter
-from pypdf.errors import PyPdfError
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
 from relances.daemon.letters.bounds import Limits, bounded, check_size
+from relances.daemon.letters.fetcher import TemplateFetcher, inline_html, make_fetcher
 from relances.daemon.letters.templating import (
     LANGUAGES,
     STYLESHEET,
-    TemplateFetcher,
     find_file,
     make_environment,
-    make_fetcher,
     render_template,
     template_dirs,
     template_file,
@@ -38,17 +34,13 @@ from relances.daemon.letters.templating import (
 log = logging.getLogger(__name__)
 
 
-def harfbuzz_subset_available() -> bool:
-    """Whether HarfBuzz's subsetter is installed; without it PDFs render ~10× slower."""
-    return ctypes.util.find_library("harfbuzz-subset") is not None
-
-
 @dataclass
 class _Language:
     env: ImmutableSandboxedEnvironment
     fetcher: TemplateFetcher
     base_url: str
     stylesheets: list[CSS]
+    stylesheet_path: Path
 
 
 class PdfEngine:
@@ -78,7 +70,8 @@ class PdfEngine:
         base_url = next((d for d in dirs if d.is_dir()), dirs[-1]).resolve().as_uri() + "/"
         css_path = find_file(dirs, STYLESHEET)
         css = CSS(filename=str(css_path), url_fetcher=fetcher, font_config=self.font_config)
-        return _Language(make_environment(self.settings, language), fetcher, base_url, [css])
+        return _Language(make_environment(self.settings, language), fetcher, base_url, [css],
+                         css_path)
 
     def warm_up(self) -> None:
         """Load every language and lay out one page, so fonts are ready before work."""
@@ -92,6 +85,14 @@ class PdfEngine:
     def html(self, language: str, template: str, context: dict[str, Any]) -> str:
         with bounded(self.limits, template_file(self.settings, language, template)):
             return render_template(self.language(language).env, template, context)
+
+    def standalone_html(self, language: str, template: str, context: dict[str, Any]) -> str:
+        """The HTML that :meth:`pdf` lays out, as one file: the stylesheet inlined, the
+        images as ``data:`` URLs (``relances preview --html``)."""
+        source = self.html(language, template, context)
+        loaded = self.language(language)
+        stylesheet = loaded.stylesheet_path.read_text(encoding="utf-8")
+        return inline_html(source, stylesheet, loaded.base_url, loaded.fetcher)
 
     def pdf(self, language: str, template: str, context: dict[str, Any]) -> bytes:
         """Render a template with its context to PDF bytes."""
@@ -131,6 +132,9 @@ class PdfEngine:
 
     def merge(self, letter: bytes, copies: Sequence[tuple[str, bytes]]) -> bytes:
         """The letter followed by the invoice copies, as one PDF for paper and fax."""
+        from pypdf import PdfWriter  # a tenth of a second to import: only with copies
+        from pypdf.errors import PyPdfError
+
         writer = PdfWriter()
         writer.append(io.BytesIO(letter))
         for name, content in copies:

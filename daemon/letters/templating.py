@@ -16,15 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import mimetypes
 import os
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
@@ -40,7 +37,6 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 import relances.templates
 from relances.daemon.config import Settings
@@ -277,42 +273,5 @@ def render_template(
         raise RenderError(describe_template_error(exc, env, name)) from None
 
 
-# --- what WeasyPrint may fetch -------------------------------------------------------
-
-
-class TemplateFetcher(URLFetcher):
-    """Serves files under the templates folders (and ``data:`` URLs), nothing else.
-
-    A refused URL raises, which WeasyPrint logs and treats like a broken
-    link: an image shows its alt text, a stylesheet is skipped.
-    """
-
-    def __init__(self, roots: Iterable[Path], files: Iterable[Path] = ()) -> None:
-        super().__init__(allowed_protocols=("file", "data"), allow_redirects=False)
-        self.roots = tuple(p.resolve() for p in roots)
-        self.files = frozenset(p.resolve() for p in files)
-
-    def allows(self, path: Path) -> bool:
-        return path in self.files or any(path.is_relative_to(root) for root in self.roots)
-
-    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme == "data":
-            return super().fetch(url, headers)
-        if scheme != "file" or parts.netloc not in ("", "localhost"):
-            raise ValueError(f"refused {url}: letters only use files of the templates folder")
-        path = Path(url2pathname(parts.path)).resolve()
-        if not self.allows(path) or not path.is_file():
-            raise ValueError(f"refused {url}: not a file of the templates folder")
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(url, body=path.read_bytes(), headers={"Content-Type": mime})
-
-
 def logo_path(settings: Settings) -> Path | None:
     return settings.path(settings.sender.logo) if settings.sender.logo else None
-
-
-def make_fetcher(settings: Settings, language: str) -> TemplateFetcher:
-    logo = logo_path(settings)
-    return TemplateFetcher(template_dirs(settings, language), [logo] if logo else [])

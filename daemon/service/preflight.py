@@ -14,7 +14,7 @@ from relances.daemon.config import Settings
 from relances.daemon.dispatch.channels import configured_channel
 from relances.daemon.errors import ConfigError
 from relances.daemon.letters.check import check_templates
-from relances.daemon.letters.pdf import harfbuzz_subset_available
+from relances.daemon.letters.pool import harfbuzz_subset_available
 from relances.plugins.manager import get_plugin_manager
 
 log = logging.getLogger(__name__)

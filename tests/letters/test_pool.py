@@ -171,3 +171,49 @@ def test_preview_and_report_commands(seeded: Cli, tmp_path: Path) -> None:
     seeded(["report", "--as-of", "2024-11-22", "-o", str(report)])
     table = pdf_text(report.read_bytes())
     assert "DANIERE FLORENCE" in table and "COD_F1023" in table and "933,46 €" in table
+
+
+EARLY = """
+import os, sys, time
+from relances.daemon.config import settings_from_data
+from relances.daemon.letters.mergefields import sample_context
+from relances.daemon.letters.job import LetterJob
+from relances.daemon.letters.pool import Renderer
+
+settings = settings_from_data({})
+job = LetterJob(kind="letter", level=1, language="fr", template="letter_1.html",
+                context=sample_context(settings), invoice_numbers=("F1",), customer_code="C",
+                copy_paths=(), subject="s", filename="f.pdf")
+renderer = Renderer(settings, workers=2)
+renderer.start_early()
+pids = renderer.worker_pids
+print(len(pids), "early")
+if sys.argv[1] == "render":
+    print(renderer.render_sync(job).pdf[:5].decode())
+    import asyncio
+    async def many():
+        return await asyncio.gather(*(renderer.render(job) for _ in range(6)))
+    asyncio.run(many())
+    print(len(renderer.worker_pids), "workers")
+processes = [p for pool in (renderer._early, renderer._pool) if pool
+             for p in pool._processes.values()]
+renderer.close()
+print(sorted({p.exitcode for p in processes}))
+"""
+
+
+@pytest.mark.parametrize("work", ["render", "nothing"])
+def test_an_early_worker_renders_or_stops_at_once(work: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", EARLY, work], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.splitlines()
+    assert out[0] == "1 early"  # one worker forked before anything is known
+    if work == "render":
+        # It renders the first letter; more in flight than its share start the others.
+        assert out[1:3] == ["%PDF-", "2 workers"]
+        assert out[3] == "[0]"  # stopped after their work
+    else:
+        # Nothing was due: the worker is ended, not waited for while it loads.
+        assert out[1] == "[-15]"

@@ -17,6 +17,7 @@ from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError, RenderError
 from relances.daemon.letters.check import check_templates
 from relances.daemon.letters.context import window_address
+from relances.daemon.letters.fetcher import TemplateFetcher
 from relances.daemon.letters.mergefields import (
     LETTER_FIELDS,
     LETTER_GROUPS,
@@ -28,11 +29,7 @@ from relances.daemon.letters.mergefields import (
     sample_report_context,
 )
 from relances.daemon.letters.pdf import PdfEngine
-from relances.daemon.letters.templating import (
-    PACKAGE_DIR,
-    TemplateFetcher,
-    make_environment,
-)
+from relances.daemon.letters.templating import PACKAGE_DIR, make_environment
 from relances.daemon.models import Customer
 
 
