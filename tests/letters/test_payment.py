@@ -249,3 +249,29 @@ def test_sample_invoices_have_ids_for_their_references(settings: Settings) -> No
         format_reference(invoice_reference("COD_F1031", 1031))]
     assert context["payment"]["reference"] == format_reference(
         statement_reference(1, dt.date(2024, 11, 22)))
+
+
+def test_codes_drawn_under_the_fixed_mask_scan_whatever_the_payload(
+        settings: Settings, tmp_path: Path) -> None:
+    # The mask is fixed (payment.QR_MASK) rather than scored per code: codes of
+    # payloads of every length and content must still read back exactly.
+    import random
+
+    from weasyprint import HTML
+
+    from relances.daemon.ledger.references import epc_qr_payload
+
+    rng = random.Random(11)
+    names = ["SARL Exemple", "Boulangerie Pâtisserie Élodie & Fils", "ÉTS MARTIN-LEFÈVRE SAS",
+             "A" * 70]
+    payloads = []
+    for n in range(16):
+        reference = invoice_reference(f"COD_F{rng.randint(1, 10**8)}", rng.randint(1, 10**7))
+        payloads.append(epc_qr_payload(
+            bic=BIC, name=names[n % len(names)], iban=IBAN_COMPACT,
+            amount=Decimal(rng.randint(1, 99_999_999_999)) / 100, reference=reference))
+    assert len({len(p) for p in payloads}) > 4  # several QR versions, several fills
+    for n, text in enumerate(payloads):
+        uri = payment.svg_data_uri(payment.qr_svg(text))
+        pdf = HTML(string=f'<img src="{uri}" style="width: 6cm">').write_pdf()
+        assert decode_qr(pdf, tmp_path / str(n)) == text
