@@ -6,12 +6,20 @@ are rendered in a worker process of their own, under the bounds of
 :mod:`relances.daemon.letters.bounds`: a template that loops without end
 or takes all the memory fails the check with its name, as it would fail
 its letter.
+
+A check that passed is remembered by the fingerprint of what it depends
+on (the settings, every file of the templates folders, the code that
+builds and renders the samples) in ``DATA_DIR/.template-check``: the
+next start with nothing changed skips the samples' two seconds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from relances.daemon.config import Settings
@@ -80,6 +88,63 @@ def _check_samples(settings: Settings) -> None:
                 raise ConfigError(str(exc)) from None
 
 
+CHECKED = ".template-check"
+"""The file, in the data folder, holding the fingerprint of the last check that passed."""
+
+# The code the samples go through: a new release checks again.
+_CODE = [Path(__file__).parent, Path(__file__).parent.parent / "ledger"]
+
+
+def _hash_folder(digest: Any, folder: Path, pattern: str = "*") -> None:
+    """Each regular file's name and content; a link's name and target, never followed
+    (a FIFO or a link to a device must not block the check)."""
+    try:
+        entries = sorted(folder.rglob(pattern))
+    except OSError:
+        return
+    for path in entries:
+        try:
+            info = path.lstat()
+            digest.update(str(path).encode("utf-8", "surrogateescape") + b"\0")
+            if stat.S_ISLNK(info.st_mode):
+                digest.update(os.readlink(path).encode("utf-8", "surrogateescape") + b"\0")
+            elif stat.S_ISREG(info.st_mode):
+                digest.update(path.read_bytes())
+        except OSError as exc:  # unreadable: a fingerprint of its own, and no cached pass
+            digest.update(f"{path}: {exc}".encode("utf-8", "surrogateescape"))
+
+
+def fingerprint(settings: Settings) -> str:
+    """What a passed check depends on, hashed."""
+    digest = hashlib.sha256(settings.model_dump_json().encode())
+    folders = {folder for language in LANGUAGES for folder in template_dirs(settings, language)}
+    for folder in sorted(folders):
+        _hash_folder(digest, folder)
+    for folder in _CODE:
+        _hash_folder(digest, folder, "*.py")
+    return digest.hexdigest()
+
+
+def _passed_before(settings: Settings, key: str) -> bool:
+    try:
+        return (settings.data_path / CHECKED).read_text(encoding="ascii").strip() == key
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _remember(settings: Settings, key: str) -> None:
+    """Keep the fingerprint of this pass; a data folder that cannot take it costs
+    only the next check's time."""
+    target = settings.data_path / CHECKED
+    scratch = target.with_name(f"{CHECKED}.{os.getpid()}")
+    try:
+        scratch.write_text(key + "\n", encoding="ascii")
+        scratch.replace(target)
+    except OSError as exc:
+        log.debug("template check not remembered in %s: %s", target, exc)
+        scratch.unlink(missing_ok=True)
+
+
 def _warnings(settings: Settings) -> list[str]:
     warnings = []
     for name, policy in settings.policies.items():
@@ -104,6 +169,8 @@ def check_templates(settings: Settings) -> list[str]:
     if user is not None and not settings.path(user).is_dir():
         raise ConfigError(f"{settings.where('letters', 'templates_dir')}: "
                           f"templates folder not found: {settings.path(user)}")
-    _check_samples(settings)
-    warnings = _warnings(settings)
-    return warnings
+    key = fingerprint(settings)
+    if not _passed_before(settings, key):
+        _check_samples(settings)
+        _remember(settings, key)
+    return _warnings(settings)

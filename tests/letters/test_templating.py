@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from letters_fixtures import ROOT, make_settings, pdf_text
+from letters_fixtures import ROOT, SENDER, make_settings, pdf_text
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError, RenderError
@@ -272,3 +272,48 @@ def test_a_link_inside_the_templates_folder_still_works(tmp_path: Path) -> None:
     html = PdfEngine(settings).html("fr", "letter_1.html", sample_context(
         settings, kind="letter", level=1, language="fr", consumer=False))
     assert "<p>Bonjour INTEL</p>" in html
+
+
+def test_a_passed_check_is_remembered_until_what_it_read_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from relances.daemon.letters import check
+
+    (tmp_path / "data").mkdir()
+    good = '{% extends "layout.html" %}\n{% block body %}<p>{{ customer.name }}</p>{% endblock %}\n'
+    settings = override(tmp_path, "letter_2.html", good)
+    runs: list[int] = []
+    real = check._check_samples
+    monkeypatch.setattr(check, "_check_samples", lambda s: (runs.append(1), real(s))[1])
+
+    check_templates(settings)
+    check_templates(settings)
+    assert len(runs) == 1  # the second start read the fingerprint and skipped the samples
+    assert (tmp_path / "data" / check.CHECKED).is_file()
+
+    # A setting the samples use is a new check.
+    check_templates(make_settings(tmp_path, letters={"templates_dir": "my-templates"},
+                                  sender={**SENDER, "name": "Autre SARL"}))
+    assert len(runs) == 2
+
+    # A template broken after a passed check fails the next one.
+    broken = override(tmp_path, "letter_2.html", good.replace("customer.name", "customer.nmae"))
+    with pytest.raises(ConfigError, match="unknown merge field 'nmae'"):
+        check_templates(broken)
+    with pytest.raises(ConfigError, match="unknown merge field 'nmae'"):
+        check_templates(broken)  # a failed check is never remembered
+    assert len(runs) == 4
+
+
+def test_the_fingerprint_reads_no_fifo_and_follows_no_link(tmp_path: Path) -> None:
+    import os
+
+    from relances.daemon.letters import check
+
+    settings = override(tmp_path, "letter_1.html", "<p>x</p>")
+    folder = tmp_path / "my-templates" / "fr"
+    os.mkfifo(folder / "tube")  # opened, it would block the start for ever
+    (folder / "passwd.html").symlink_to("/etc/passwd")
+    first = check.fingerprint(settings)
+    assert check.fingerprint(settings) == first
+    (folder / "letter_1.html").write_text("<p>y</p>", encoding="utf-8")
+    assert check.fingerprint(settings) != first
