@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import random
 import shutil
 import sqlite3
@@ -98,10 +99,21 @@ async def time_escalation(path: Path) -> tuple[float, int, list[int]]:
     return elapsed, result.total, moved
 
 
+def settle(*paths: Path) -> None:
+    """Write the fresh copies out and read them once: neither side then meets the
+    kernel still writing a copy back, or a file it has not read yet."""
+    os.sync()
+    for path in paths:
+        with path.open("rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
 async def moved_ids(path: Path) -> list[int]:
     """The ids escalation moves on ``path``, found on a copy of it."""
     scratch = path.with_name("scratch.db")
     shutil.copy(path, scratch)
+    settle(scratch)
     try:
         _, _, moved = await time_escalation(scratch)
     finally:
@@ -157,6 +169,7 @@ async def main() -> None:
             copy_a, copy_b = Path(tmp) / f"a{run}.db", Path(tmp) / f"b{run}.db"
             shutil.copy(base, copy_a)
             shutil.copy(base, copy_b)
+            settle(copy_a, copy_b)
             if run % 2:  # the bare side first: it needs the moved ids, from the base
                 moved = await moved_ids(base)
                 bare.append(await time_bare_update(copy_b, moved))
