@@ -316,6 +316,7 @@ def test_the_bench_statement_reads_the_same_both_ways(tmp_path: Path,
     """The benchmark's statement: RF references, invoice numbers, IBANs, debits, unknown payers."""
     import importlib.util
 
+    monkeypatch.syspath_prepend(ROOT / "bench")  # as `python bench/bank.py` has it
     spec = importlib.util.spec_from_file_location("bench_bank", ROOT / "bench" / "bank.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
