@@ -83,12 +83,25 @@ def days_late(due_date: dt.date, as_of: dt.date) -> int:
     return max(0, (as_of - due_date).days)
 
 
+def _accrued(balance: Decimal, annual_rate: Decimal, days: int) -> Decimal:
+    """``balance × rate% × days / 365``, not rounded."""
+    return balance * annual_rate / Decimal(100) * Decimal(days) / DAYS_PER_YEAR
+
+
+def _to_cent(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def interest(remaining: Decimal, annual_rate: Decimal, days: int) -> Decimal:
     """``remaining × rate% × days / 365``, rounded half-up to the cent."""
     if days <= 0 or remaining <= 0:
         return ZERO
-    raw = remaining * annual_rate / Decimal(100) * Decimal(days) / DAYS_PER_YEAR
-    return raw.quantize(CENT, rounding=ROUND_HALF_UP)
+    return _to_cent(_accrued(remaining, annual_rate, days))
+
+
+def margin_points(settings: LateChargeSettings, *, public: bool = False) -> Decimal:
+    """The points added to the reference rate: 8 for a public buyer (R2192-31), else 10."""
+    return settings.public_margin_points if public else settings.margin_points
 
 
 def reference_rate(settings: LateChargeSettings, year: int, half: int) -> Decimal:
@@ -115,7 +128,7 @@ def periods(due_date: dt.date, as_of: dt.date, settings: LateChargeSettings, *,
     if as_of < first:
         return ()
     if settings.reference_rate is not None:  # deprecated: one rate for the whole delay
-        margin = settings.public_margin_points if public else settings.margin_points
+        margin = margin_points(settings, public=public)
         return (Period(first, as_of, settings.reference_rate + margin, settings.reference_rate),)
     if public:
         rate = reference_rate(settings, *half_year(first))
@@ -153,12 +166,12 @@ def late_charges(
     if is_consumer or days == 0 or remaining <= 0:
         return LateCharges(days=days, annual_rate=rate, interest=ZERO, indemnity=ZERO)
     late = sorted((day, amount) for day, amount in payments if day > due_date and amount > 0)
-    raw = sum((balance * p.annual_rate / Decimal(100) * Decimal(days) / DAYS_PER_YEAR
+    raw = sum((_accrued(balance, p.annual_rate, days)
                for p in spans for balance, days in _balances(p, remaining, late)), Decimal(0))
     return LateCharges(
         days=days,
         annual_rate=rate,
-        interest=raw.quantize(CENT, rounding=ROUND_HALF_UP),
+        interest=_to_cent(raw),
         indemnity=settings.recovery_indemnity.quantize(CENT),
         periods=spans,
     )
@@ -180,7 +193,7 @@ def _balances(period: Period, remaining: Decimal,
 def current_rate(as_of: dt.date, settings: LateChargeSettings, *, public: bool = False) -> Decimal:
     """The annual rate of a delay that runs on ``as_of``: the reference rate of its
     half-year plus the margin."""
-    margin = settings.public_margin_points if public else settings.margin_points
+    margin = margin_points(settings, public=public)
     if settings.reference_rate is not None:
         return settings.reference_rate + margin
     return reference_rate(settings, *half_year(as_of)) + margin

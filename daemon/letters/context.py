@@ -16,7 +16,13 @@ from babel import Locale
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import RenderError
-from relances.daemon.ledger.latecharges import ZERO, Period, current_rate, late_charges
+from relances.daemon.ledger.latecharges import (
+    ZERO,
+    Period,
+    current_rate,
+    late_charges,
+    margin_points,
+)
 from relances.daemon.ledger.references import (
     format_reference,
     invoice_reference,
@@ -188,7 +194,7 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
     lc = settings.late_charges
     public = customer.kind == "public"
     annual_rate = current_rate(as_of, lc, public=public)
-    margin = lc.public_margin_points if public else lc.margin_points
+    margin = margin_points(lc, public=public)
     # Every half-year rate the letter counts interest at, oldest first.
     half_years = sorted({(p["year"], p["half"], p["annual_rate"], p["reference_rate"])
                          for row in rows for p in row["interest_periods"] if p["year"] is not None})
