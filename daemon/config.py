@@ -186,7 +186,6 @@ class LateChargeSettings(_Model):
     recovery_indemnity: Decimal = Field(Decimal("40"), ge=0, le=10000)
 
 
-
 class CustomerSettings(_Model):
     # The kind of a customer no file and no person described: "business" for a
     # seller who sells only to businesses; "unknown" claims no penalties.
