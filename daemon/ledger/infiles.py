@@ -26,10 +26,11 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import IO
 
+from relances.daemon.config import ImportSettings
 from relances.daemon.errors import LedgerError, RelancesError
 
 MIB = 1 << 20
-DEFAULT_LIMIT_MB = 200
+DEFAULT_LIMIT_MB: int = ImportSettings.model_fields["max_file_mb"].default  # imports.max_file_mb
 _limit: ContextVar[int] = ContextVar("import_size_limit", default=DEFAULT_LIMIT_MB * MIB)
 # A character of two to four bytes as UTF-8 writes it: in Windows-1252 text these pairs
 # ("Ã©", "Ã¨", "Â ") are mojibake, never French.
