@@ -129,6 +129,11 @@ class Bare:
     def rate(self) -> float:
         return self.letters / self.seconds
 
+    def __add__(self, other: Bare) -> Bare:
+        """Two runs of the loop as one (the halves before and after the path)."""
+        return Bare(self.letters + other.letters, self.seconds + other.seconds,
+                    self.cpu_seconds + other.cpu_seconds)
+
 
 _STYLE = re.compile(rf"<style {STYLE_MARK}>\n(.*?)</style>\n", re.S)
 

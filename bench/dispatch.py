@@ -363,8 +363,7 @@ def main() -> None:
         # Half the baseline before the path and half after: on a machine
         # shared with other work, the two halves bracket the path's load.
         after = bare_loop(load_settings(settings_path), run.job, max(1, args.baseline - half))
-        bare = Bare(before.letters + after.letters, before.seconds + after.seconds,
-                    before.cpu_seconds + after.cpu_seconds)
+        bare = before + after
         out(f"fair baseline (1 process, one FontConfiguration, stylesheet parsed once, the "
             f"HTML of `preview --html`): {bare.rate:.1f} letters/s ({bare.letters} letters of "
             f"{run.job.template}; {before.rate:.1f} before the path, {after.rate:.1f} after)\n")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import weasyprint
-from _common import PeakMemory, bare_loop
+from _common import Bare, PeakMemory, bare_loop
 from _lines import ratio_line
 
 from relances.daemon.config import Settings, load_settings
@@ -50,9 +50,9 @@ def letter_job(s: Settings, n: int) -> LetterJob:
                      filename=f"relance-1-{invoice.number}.pdf")
 
 
-def baseline(s: Settings, count: int) -> float:
-    """Letters per second of the fair baseline (see ``_common.bare_loop``)."""
-    return bare_loop(s, letter_job(s, 0), count).rate
+def baseline(s: Settings, count: int) -> Bare:
+    """The fair baseline over ``count`` letters (see ``_common.bare_loop``)."""
+    return bare_loop(s, letter_job(s, 0), count)
 
 
 async def pooled(s: Settings, count: int, workers: int | None) -> tuple[float, float, int]:
@@ -96,10 +96,10 @@ def main() -> None:
     before = baseline(s, half)
     rate, ready, peak = asyncio.run(pooled(s, args.count, args.workers))
     after = baseline(s, max(1, args.baseline - half))
-    base = 2 / (1 / before + 1 / after)  # the rate of the whole baseline run
+    base = (before + after).rate
     out(f"fair baseline (1 process, one FontConfiguration, stylesheet parsed once, the HTML "
-        f"of `preview --html`): {base:.1f} letters/s ({args.baseline} letters: {before:.1f} "
-        f"before the pool, {after:.1f} after)\n")
+        f"of `preview --html`): {base:.1f} letters/s ({args.baseline} letters: "
+        f"{before.rate:.1f} before the pool, {after.rate:.1f} after)\n")
     out(f"Renderer.render, process pool: {rate:.1f} letters/s ({args.count} letters; "
         f"pool ready in {ready:.1f} s)\n")
     out(f"peak RSS parent+workers, {args.count} letters: {peak / 1024:.0f} MiB\n")
