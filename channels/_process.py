@@ -1,4 +1,4 @@
-"""Running ``lp``, ``lpstat`` and ``sendfax`` without blocking the event loop."""
+"""Running ``lp``, ``ipptool``, ``sendfax`` and ``faxstat`` without blocking the event loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from relances.plugins import DeliveryError
@@ -25,14 +25,16 @@ class Completed:
         return (self.stdout + "\n" + self.stderr).strip()
 
 
-async def run(argv: Sequence[str], *, stdin: bytes | None = None, timeout: float) -> Completed:
+async def run(argv: Sequence[str], *, stdin: bytes | None = None, timeout: float,
+              env: Mapping[str, str] | None = None) -> Completed:
     """Run ``argv`` (never through a shell) with ``LC_ALL=C`` so that the
-    messages parsed afterwards are the English ones.
+    messages parsed afterwards are the English ones; ``env`` adds to the
+    environment.
 
     A missing program raises a permanent :class:`DeliveryError`; a timeout
     kills the process and raises a retryable one.
     """
-    env = dict(os.environ, LC_ALL="C", LANG="C")
+    env = {**os.environ, **(env or {}), "LC_ALL": "C", "LANG": "C"}
     logger.debug("running %s", " ".join(argv))
     try:
         process = await asyncio.create_subprocess_exec(

@@ -11,18 +11,30 @@ Options (``settings.channels.fax``):
 - hylafax: ``host`` (``host[:port]`` of hfaxd, default ``localhost``),
   ``cover_page`` (default false), ``resolution`` (``fine`` or ``low``),
   ``page_size`` (default ``a4``), ``max_dials``, ``max_tries``,
-  ``extra_args`` (more ``sendfax`` arguments), ``timeout``,
-  ``sendfax_command``;
+  ``extra_args`` (more ``sendfax`` arguments), ``timeout``, ``confirm``
+  (default true), ``spool`` (HylaFAX's spool folder, such as
+  ``/var/spool/hylafax``, to read the jobs' state from its queue files
+  instead of asking hfaxd), ``sendfax_command``, ``faxstat_command``;
 - gateway: ``address_template`` such as ``"{number}@fax.example"``, the
   SMTP keys of the email channel (``host``, ``port``, ``security``,
   ``username``, ``password_env``...) and ``from_address``, ``from_name``.
+
+With HylaFAX, "sent" means sent: ``sendfax`` only queues the job, so the
+receipt is unconfirmed and :meth:`HylafaxChannel.confirm` follows the job
+(``faxstat -s -d``, or the queue files ``sendq/qN`` and ``doneq/qN``) until
+HylaFAX reports it done, with the pages sent, or failed once its own tries
+are spent, which sends the reminder by the level's next channel.  The job
+tag is the reminder's key, which is how :meth:`find` knows a fax already
+queued after a crash.  ``confirm: false`` stamps when the job is queued.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from relances.channels._options import Options
@@ -47,12 +59,57 @@ logger = logging.getLogger(__name__)
 COMMON_OPTIONS = frozenset({"backend", "dial_format", "dial_prefix"})
 HYLAFAX_OPTIONS = COMMON_OPTIONS | {
     "host", "cover_page", "resolution", "page_size", "max_dials", "max_tries",
-    "extra_args", "timeout", "sendfax_command",
+    "extra_args", "timeout", "confirm", "spool", "sendfax_command", "faxstat_command",
 }
 GATEWAY_OPTIONS = COMMON_OPTIONS | SMTP_OPTIONS | {"address_template", "from_address", "from_name"}
 DIAL_FORMATS = ("e164", "national", "international", "digits")
 _REQUEST_ID = re.compile(r"request id is (\d+)")
 _SEPARATORS = re.compile(r"[\s.\-/()]")
+# faxstat's line for a job, as the .hylarc written for it asks: id, state, pages, tag, status.
+JOB_FORMAT = "%j|%a|%P|%J|%s"
+# A queue file's state number as faxstat's one-letter state (HylaFAX's Job.h).
+SPOOL_STATES = {"1": "T", "2": "P", "3": "S", "4": "B", "5": "W", "6": "R", "7": "D", "8": "F"}
+
+
+@dataclass(frozen=True)
+class FaxJob:
+    """One HylaFAX job: ``state`` is faxstat's letter (D done, F failed, others under way)."""
+
+    job_id: str
+    state: str
+    tag: str
+    pages: str = ""  # "sent:total"
+    status: str = ""
+
+
+def job_tag(key: str) -> str:
+    """The tag of a reminder's fax job: its key, short and printable as HylaFAX wants."""
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", key)[:64]
+
+
+def read_queue_file(text: str) -> FaxJob | None:
+    """A job from a queue file (``sendq/q12``, ``doneq/q12``): ``name:value`` lines."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name not in fields:
+            fields[name] = value
+    if not fields.get("jobid", "").isdigit():
+        return None
+    return FaxJob(fields["jobid"], SPOOL_STATES.get(fields.get("state", ""), "?"),
+                  fields.get("jobtag", ""), f"{fields.get('npages', '')}:{fields.get('totpages', '')}",
+                  fields.get("status", ""))
+
+
+def read_faxstat(output: str) -> list[FaxJob]:
+    """The jobs of ``faxstat -s -d`` printed under :data:`JOB_FORMAT`."""
+    jobs = []
+    for line in output.splitlines():
+        parts = line.split("|", 4)
+        if len(parts) == 5 and parts[0].strip().isdigit():
+            job_id, state, pages, tag, status = (part.strip() for part in parts)
+            jobs.append(FaxJob(job_id, state, tag, pages.replace(" ", ""), status))
+    return jobs
 
 
 def normalise_number(number: str, *, country_code: str = "33") -> str:
@@ -132,6 +189,10 @@ class HylafaxChannel(FaxChannel):
         self.host = opts.text("host", "localhost") or "localhost"
         self.timeout = opts.number("timeout", 60.0)
         self.sendfax = opts.text("sendfax_command", "sendfax") or "sendfax"
+        self.faxstat = opts.text("faxstat_command", "faxstat") or "faxstat"
+        self.confirms = opts.flag("confirm", True)
+        spool = opts.text("spool")
+        self.spool = opts.settings.path(spool) if spool else None
         args = [] if opts.flag("cover_page", False) else ["-n"]
         args.append("-m" if opts.choice("resolution", ("fine", "low"), "fine") == "fine"
                     else "-l")
@@ -143,10 +204,10 @@ class HylafaxChannel(FaxChannel):
         self.args = args + opts.strings("extra_args")
 
     def sendfax_argv(self, delivery: Delivery, number: str, path: Path) -> list[str]:
-        # The job tag lets an operator find the reminder in faxstat and
-        # recognise a resend; HylaFAX wants it short and printable.
-        tag = re.sub(r"[^A-Za-z0-9_.:-]", "_", delivery.key)[:64]
-        return [self.sendfax, "-h", self.host, *self.args, "-i", tag, "-d", number, str(path)]
+        # The job tag lets an operator find the reminder in faxstat, and
+        # find() recognise a job already queued.
+        return [self.sendfax, "-h", self.host, *self.args, "-i", job_tag(delivery.key),
+                "-d", number, str(path)]
 
     async def send(self, delivery: Delivery) -> Receipt:
         number = self.number(delivery)
@@ -157,13 +218,77 @@ class HylafaxChannel(FaxChannel):
         match = _REQUEST_ID.search(result.output)
         if result.returncode == 0 and match:
             return Receipt(channel=self.name, reference=match.group(1),
-                           detail=f"to {number} via {self.host}")
+                           detail=f"to {number} via {self.host}", confirmed=not self.confirms)
         message = " ".join(result.output.split()) or f"exit status {result.returncode}"
         # hfaxd answers like an FTP server: 5xx replies are permanent refusals.
         permanent = re.search(r"\b5\d\d\b", message) is not None
         if "Can not reach" in message or "connect" in message.lower():
             permanent = False
         raise DeliveryError(f"sendfax to {number}: {message}", retryable=not permanent)
+
+
+    async def jobs(self) -> list[FaxJob] | None:
+        """Every job HylaFAX holds, queued and done; None when it cannot be asked."""
+        if self.spool is not None:
+            return await asyncio.to_thread(self._spool_jobs, self.spool)
+        with tempfile.TemporaryDirectory(prefix="relances-faxstat-") as home:
+            # faxstat takes its line format only from a configuration file.
+            (Path(home) / ".hylarc").write_text(f'JobFmt: "{JOB_FORMAT}"\n')
+            result = await run([self.faxstat, "-h", self.host, "-s", "-d"],
+                               timeout=self.timeout, env={"HOME": home})
+        if result.returncode != 0 or "Can not reach" in result.output:
+            logger.warning("cannot read HylaFAX's queues on %s: %s", self.host,
+                           " ".join(result.output.split())[:300])
+            return None
+        return read_faxstat(result.stdout)
+
+    @staticmethod
+    def _spool_jobs(spool: Path) -> list[FaxJob] | None:
+        jobs = []
+        try:
+            for queue in ("sendq", "doneq"):
+                for path in sorted((spool / queue).glob("q[0-9]*")):
+                    job = read_queue_file(path.read_text("utf-8", "replace"))
+                    if job is not None:
+                        jobs.append(job)
+        except OSError as exc:
+            logger.warning("cannot read HylaFAX's spool %s: %s", spool, exc)
+            return None
+        return jobs
+
+    async def confirm(self, receipt: Receipt) -> Receipt | None:
+        """Done when HylaFAX reports the job done; a failed job (its tries spent)
+        is a refusal; None while it is queued or dialling, or cannot be asked."""
+        jobs = await self.jobs()
+        job = next((j for j in jobs or () if j.job_id == receipt.reference), None)
+        if job is None:
+            if jobs is not None:
+                logger.warning("HylaFAX on %s no longer knows fax job %s", self.host,
+                               receipt.reference)
+            return None
+        if job.state == "D":
+            sent, _, total = job.pages.partition(":")
+            pages = f", {sent} page(s)" if sent.isdigit() and sent == total else ""
+            return Receipt(self.name, receipt.reference, detail=f"{receipt.detail}{pages}".strip(", "),
+                           confirmed=True)
+        if job.state == "F":
+            raise DeliveryError(f"fax job {job.job_id} failed: {job.status or 'no reason given'}",
+                                retryable=False)
+        return None
+
+    async def find(self, delivery: Delivery) -> Receipt | None:
+        """The newest job tagged with the reminder's key, unless it failed."""
+        if not self.confirms:
+            return None
+        jobs = await self.jobs()
+        if jobs is None:
+            raise DeliveryError(f"cannot read HylaFAX's queues on {self.host}", retryable=True)
+        tag = job_tag(delivery.key)
+        for job in sorted((j for j in jobs if j.tag == tag), key=lambda j: -int(j.job_id)):
+            if job.state != "F":
+                return Receipt(self.name, job.job_id, detail=f"via {self.host}",
+                               confirmed=job.state == "D")
+        return None
 
 
 class GatewayChannel(FaxChannel):

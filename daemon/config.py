@@ -102,8 +102,7 @@ class Sender(_Model):
         """An account the letters print and the QR code carries must be one: a typo
         here would send every payment astray, or leave every letter without a QR code."""
         if value.strip() and not stdnum_iban.is_valid(value):
-            raise ValueError(f"{value[:40]!r} is not a valid IBAN (its length or check digits "
-                             "are wrong)")
+            raise ValueError(f"{value[:40]!r} is not a valid IBAN (its length or check digits are wrong)")
         return value
 
     @field_validator("bic")
@@ -254,6 +253,8 @@ class DaemonSettings(_Model):
     render_workers: int | None = Field(None, ge=1, le=256)
     batch_size: int = Field(200, ge=1, le=10000)
     watchdog: bool = True
+    confirm_every_seconds: int = Field(60, ge=1, le=86400)
+    confirm_within_minutes: int = Field(360, ge=1, le=30 * 1440)
 
 
 class WebSettings(_Model):

@@ -268,7 +268,7 @@ class Reminder(Base):
     __tablename__ = "reminders"
     __table_args__ = (
         CheckConstraint(
-            "state IN ('pending', 'sending', 'sent', 'failed', 'cancelled')",
+            "state IN ('pending', 'sending', 'awaiting', 'sent', 'failed', 'cancelled')",
             name="state_known",
         ),
         Index("ix_reminders_due", "state", "next_attempt_at"),
@@ -299,6 +299,9 @@ class Reminder(Base):
     as_of: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the channel took it without confirming yet (state awaiting): the
+    # wait for its confirmation is counted from here.
+    handed_over_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     sent_channel: Mapped[str | None] = mapped_column(String(64))
     reference: Mapped[str | None] = mapped_column(String(300))
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))

@@ -6,6 +6,13 @@ returning a :class:`Receipt`.  It reports failure by raising
 :class:`DeliveryError`; the dispatcher alone decides whether to retry, fall
 back to the next channel of the level, or give up.
 
+A channel whose other side confirms later (a print job queued in CUPS, a
+fax job in HylaFAX) returns a receipt with ``confirmed=False`` and answers
+:meth:`Channel.confirm` when asked how the job went; one that can tell
+whether a delivery already reached it (a job carrying the reminder's key)
+answers :meth:`Channel.find`, which the dispatcher asks before sending a
+reminder again whose earlier attempt ended without an outcome.
+
 This module imports nothing of the rest of the project, so a plugin author
 needs only ``relances.plugins``.
 """
@@ -14,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -118,11 +125,18 @@ class Receipt:
 
     ``reference`` is the channel's own proof: a Message-ID, a CUPS job id, a
     fax job id, a file path.
+
+    ``confirmed=False`` (added in 0.4): the other side holds the document
+    but has not yet said it went (a print job waiting in the queue, a fax
+    still dialling).  The reminder then waits, without a lease, and the
+    dispatcher asks :meth:`Channel.confirm` until it answers; the invoice is
+    stamped only then.
     """
 
     channel: str
     reference: str
     detail: str = ""
+    confirmed: bool = True
 
 
 @dataclass(frozen=True)
@@ -186,6 +200,31 @@ class Channel:
 
     async def send(self, delivery: Delivery) -> Receipt:
         raise NotImplementedError
+
+    async def confirm(self, receipt: Receipt) -> Receipt | None:
+        """How a delivery handed over with ``confirmed=False`` went (added in 0.4).
+
+        Return the receipt with ``confirmed=True`` (and whatever ``detail``
+        the other side now gives, such as the pages sent) once the document
+        has gone; ``None`` while it is still under way; raise
+        :class:`DeliveryError` when it failed (``retryable`` as for
+        :meth:`send`).  Called again and again, from a fresh channel after a
+        restart: read the state from the other side, never from memory.  The
+        default, for channels that confirm at once, confirms.
+        """
+        return replace(receipt, confirmed=True)
+
+    async def find(self, delivery: Delivery) -> Receipt | None:
+        """Whether ``delivery`` already reached this channel (added in 0.4).
+
+        Asked before a reminder is sent again after an attempt that ended
+        without an outcome (a crash, a timeout after the other side took
+        it): return the receipt of the job that carries ``delivery.key``
+        (``confirmed`` as :meth:`send` would have set it) if it exists and
+        has not failed, else ``None``, and the dispatcher sends.  Never
+        asked for a reprint.  The default cannot tell and returns ``None``.
+        """
+        return None
 
     async def __aenter__(self) -> Channel:
         await self.open()

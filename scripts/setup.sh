@@ -20,7 +20,7 @@ SYSTEM_PACKAGES=(
     poppler-utils
 )
 TEST_PACKAGES=(
-    cups cups-client cups-bsd printer-driver-cups-pdf
+    cups cups-client cups-bsd cups-ipp-utils printer-driver-cups-pdf
     hylafax-server hylafax-client
     postgresql-client
     zbar-tools

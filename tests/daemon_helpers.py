@@ -81,6 +81,7 @@ def daemon_settings(path: Path, database_url: str, level1: list[str],
     levels = {n: {"delay_days": 45, "channels": level1 if n == 1 else ["archive"],
                   "attach_invoice": n == 3, "late_charges": False} for n in (1, 2, 3)}
     values = {"lease_seconds": 10, "retry_base_seconds": 1, "retry_max_seconds": 5,
+              "confirm_every_seconds": 1,
               "grace_period": 10, "render_workers": 1, "batch_size": 20, **daemon}
     overrides: dict[str, Any] = {
         "database.url": database_url, "policies.default.levels": levels,

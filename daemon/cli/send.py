@@ -80,7 +80,9 @@ async def send_command(app: App, customer: str | None, number: str | None, state
     run is a replay of that day: letters are dated and stamped with it.
     What waits for a retry in the selection is sent again too, and a
     transient failure is retried, on the daemon's backoff, for --retry-for
-    seconds.
+    seconds.  A letter a printer or fax server has queued is stamped once it
+    confirms the job went: send does not wait for that; the daemon, or the
+    next send, asks.
     """
     from relances.daemon.dispatch import outbox
     from relances.daemon.dispatch.run import Dispatcher, record_run
@@ -103,17 +105,26 @@ async def send_command(app: App, customer: str | None, number: str | None, state
     if dry_run:
         await _preview(app, request)
         return
+    dispatcher = Dispatcher(app, app.plugins, renderer, ask_every_awaiting=True)
+    # What printers and fax servers did with earlier letters first: a job that
+    # failed, or was never confirmed, goes on to the level's next channel now.
+    await dispatcher.confirm()
     async with app.sessions.begin() as session:
         queued = await outbox.queue(session, app.settings, request, user=app.user)
         waiting = await outbox.waiting_for(session, request)
     ids = sorted(set(queued.ids) | set(waiting))
     if not ids:
+        for reason in dispatcher.summary.reasons:
+            click.echo(f"  {reason}", err=True)
+        if dispatcher.summary.handled:
+            click.echo(str(dispatcher.summary))
         hint = " (use --force to send again)" if queued.already else ""
         click.echo(f"nothing to send: {queued.already} already sent or queued{hint}")
+        if dispatcher.summary.failed:
+            sys.exit(1)
         return
     started = utcnow()
     deadline = started + dt.timedelta(seconds=retry_for)
-    dispatcher = Dispatcher(app, app.plugins, renderer)
     if len(ids) >= PROGRESS_FROM and sys.stderr.isatty():
         with click.progressbar(length=len(ids), label="sending", file=sys.stderr) as bar:
             dispatcher.progress = bar.update

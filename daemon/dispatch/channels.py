@@ -111,18 +111,26 @@ class Channels:
 
     async def send(self, name: str, delivery: Delivery,
                    accepted: Callable[[Receipt], Awaitable[None]] | None = None,
-                   still_due: Callable[[], Awaitable[bool]] | None = None) -> Receipt | None:
+                   still_due: Callable[[], Awaitable[bool]] | None = None, *,
+                   ask_first: bool = False) -> Receipt | None:
         """Send through channel ``name``; ``accepted(receipt)`` records the
         acceptance before the channel takes its next delivery, so a kill
         leaves at most one accepted, unrecorded delivery per channel to be
         sent again.  ``still_due()`` is asked once the channel is free, just
         before it takes the delivery: False sends nothing and returns None.
+        ``ask_first``: an earlier attempt ended without an outcome, so the
+        channel is asked whether it already holds the delivery
+        (:meth:`~relances.plugins.Channel.find`) before it is sent again.
         """
         channel = await self.get(name)
         async with self._locks[name]:
             if still_due is not None and not await still_due():
                 return None
-            receipt = await channel.send(delivery)
+            found = await channel.find(delivery) if ask_first else None
+            if found is not None:
+                log.warning("%s: %s already holds it (%s); not sent again", delivery.key, name,
+                            found.reference)
+            receipt = found or await channel.send(delivery)
             if accepted is not None:
                 await accepted(receipt)
             return receipt

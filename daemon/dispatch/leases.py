@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relances.daemon.dispatch.outbox import SENDING
+from relances.daemon.dispatch.outbox import AWAITING, SENDING
 from relances.daemon.models import Reminder, utcnow
 from relances.daemon.storage import App
 
@@ -32,16 +32,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class Lease:
-    """One claimed reminder as its holder knows it: who holds it, until when."""
+    """One claimed reminder as its holder knows it: who holds it, until when.
+
+    ``awaiting``: the channel's reference of a reminder that waits for its
+    channel's confirmation; such a reminder holds no lease, and an outcome
+    is written only while it still waits for that same job.
+    """
 
     reminder_id: int
     worker: str
     until: dt.datetime
     lost: bool = False
+    awaiting: str | None = None
 
 
 def held(lease: Lease) -> ColumnElement[bool]:
     """The WHERE clause of an UPDATE that only the lease's holder may make."""
+    if lease.awaiting is not None:
+        return and_(Reminder.id == lease.reminder_id, Reminder.state == AWAITING,
+                    Reminder.reference == lease.awaiting)
     return and_(Reminder.id == lease.reminder_id, Reminder.state == SENDING,
                 Reminder.claimed_by == lease.worker, Reminder.lease_until == lease.until)
 

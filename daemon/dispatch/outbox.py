@@ -32,6 +32,7 @@ from relances.daemon.storage import upsert
 log = logging.getLogger(__name__)
 
 PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+AWAITING = "awaiting"  # the channel took it and has not yet confirmed it left
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def _once_per_key(stmt: Any, request: Request, user: str, now: dt.datetime) -> A
     A key already taken queues nothing; with ``--force`` the row under it
     is queued again, from the level's first channel with a fresh count of
     attempts, so one reminder keeps one row however often it is sent.  A
-    row in flight under a live lease is left to its sender.
+    row in flight under a live lease is left to its sender, and one that
+    waits for its channel's confirmation to that channel.
     """
     if not request.force:
         return stmt.on_conflict_do_nothing(index_elements=["key"])
@@ -79,7 +81,8 @@ def _once_per_key(stmt: Any, request: Request, user: str, now: dt.datetime) -> A
         set_={"state": PENDING, "next_attempt_at": now, "attempts": 0, "channel_index": 0,
               "lease_until": None, "claimed_by": None, "last_error": None,
               "requested_by": user, "as_of": request.as_of},
-        where=or_(Reminder.state != SENDING, Reminder.lease_until < now))
+        where=and_(Reminder.state != AWAITING,
+                   or_(Reminder.state != SENDING, Reminder.lease_until < now)))
 
 
 def _letter_rules(settings: Settings, request: Request) -> list[tuple[str, int, str]]:
@@ -325,9 +328,11 @@ def retry_delay(daemon: DaemonSettings, attempts: int) -> float:
 
 
 async def next_due_at(session: AsyncSession) -> dt.datetime | None:
-    """When the next pending reminder (or an expired lease) falls due."""
+    """When the next pending reminder (or an expired lease, or a channel's
+    confirmation to ask for) falls due."""
     pending = await session.scalar(
-        select(func.min(Reminder.next_attempt_at)).where(Reminder.state == PENDING))
+        select(func.min(Reminder.next_attempt_at))
+        .where(Reminder.state.in_((PENDING, AWAITING))))
     leased = await session.scalar(
         select(func.min(Reminder.lease_until)).where(Reminder.state == SENDING))
     times = [t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (pending, leased) if t]

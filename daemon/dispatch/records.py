@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import DaemonSettings
 from relances.daemon.dispatch.leases import Lease, held, stale
-from relances.daemon.dispatch.outbox import CANCELLED, FAILED, PENDING, SENT, retry_delay
+from relances.daemon.dispatch.outbox import (
+    AWAITING,
+    CANCELLED,
+    FAILED,
+    PENDING,
+    SENT,
+    retry_delay,
+)
 from relances.daemon.ledger.book import add_history
 from relances.daemon.models import Document, Invoice, Reminder, utcnow
 from relances.daemon.storage import upsert
@@ -82,10 +89,59 @@ async def sent(session: AsyncSession, lease: Lease, delivery: Delivery, *, chann
                         sent_at=utcnow(), sent_channel=channel, reference=receipt.reference,
                         lease_until=None, last_error=None):
         return False
+    await _keep_proof(session, lease, delivery)
+    await _stamp(session, lease, channel=channel, label=label, reference=receipt.reference,
+                 stamp=stamp, user=user)
+    return True
+
+
+async def handed_over(session: AsyncSession, lease: Lease, delivery: Delivery, *,
+                      channel: str, label: str, receipt: Receipt, daemon: DaemonSettings,
+                      user: str) -> bool:
+    """The channel took it but has yet to confirm it went (a print or fax job):
+    keep the PDF that left, stamp nothing, and wait for the channel without a
+    lease.  False, and nothing written, when the lease is no longer the recorder's.
+    """
+    now = utcnow()
+    if not await _write(session, lease, "hand-over", receipt.reference, state=AWAITING,
+                        handed_over_at=now, sent_channel=channel, reference=receipt.reference,
+                        next_attempt_at=now + dt.timedelta(seconds=daemon.confirm_every_seconds),
+                        lease_until=None, last_error=None):
+        return False
+    await _keep_proof(session, lease, delivery)
+    reminder = await _reminder(session, lease.reminder_id)
+    await _history(session, reminder, user=user, event="handed-over", channel=channel,
+                   text=f"{action(reminder.kind, reminder.level, label)} transmise, en attente "
+                        "de confirmation", reference=receipt.reference)
+    return True
+
+
+async def confirmed(session: AsyncSession, lease: Lease, *, channel: str, label: str,
+                    receipt: Receipt, stamp: dt.date, user: str) -> bool:
+    """The channel confirmed what it took: stamp "Relancé le", write history.
+
+    The PDF was kept when the channel took it.  False, and nothing written,
+    when the reminder no longer waits for that job.
+    """
+    if not await _write(session, lease, "confirmation", receipt.reference, state=SENT,
+                        sent_at=utcnow(), reference=receipt.reference, last_error=None):
+        return False
+    # What the other side said when it confirmed (the pages a fax sent) goes with the reference.
+    detail = f" ({receipt.detail})" if receipt.detail else ""
+    await _stamp(session, lease, channel=channel, label=label,
+                 reference=f"{receipt.reference}{detail}"[:300], stamp=stamp, user=user)
+    return True
+
+
+async def _keep_proof(session: AsyncSession, lease: Lease, delivery: Delivery) -> None:
     document_id = await keep_document(session, delivery.pdf, delivery.sha256)
     await session.execute(update(Reminder).where(Reminder.id == lease.reminder_id)
                           .values(document_id=document_id)
                           .execution_options(synchronize_session=False))
+
+
+async def _stamp(session: AsyncSession, lease: Lease, *, channel: str, label: str,
+                 reference: str, stamp: dt.date, user: str) -> None:
     reminder = await _reminder(session, lease.reminder_id)
     invoices = await covered_invoices(session, reminder)
     for invoice in invoices:
@@ -96,8 +152,7 @@ async def sent(session: AsyncSession, lease: Lease, delivery: Delivery, *, chann
         invoice.reminded_here = True  # an export's level and date no longer apply
         add_history(session, user=user, event="sent", invoice_id=invoice.id,
                     customer_id=invoice.customer_id, level=reminder.level, channel=channel,
-                    reference=receipt.reference, action=action(reminder.kind, reminder.level, label))
-    return True
+                    reference=reference, action=action(reminder.kind, reminder.level, label))
 
 
 async def fallback(session: AsyncSession, lease: Lease, channel: tuple[str, str],
@@ -105,9 +160,13 @@ async def fallback(session: AsyncSession, lease: Lease, channel: tuple[str, str]
     """A channel refused for good: note it and move on to the level's next channel.
 
     The lease stays: the reminder is still in flight, towards that channel.
+    A reminder that waited for its channel's confirmation goes back to the
+    queue, due now, for the next channel to take it.
     """
-    if not await _write(session, lease, "fallback", reason, channel_index=next_index,
-                        last_error=f"{channel[0]}: {reason}"):
+    values: dict[str, Any] = {"channel_index": next_index, "last_error": f"{channel[0]}: {reason}"}
+    if lease.awaiting is not None:
+        values.update(state=PENDING, next_attempt_at=utcnow(), handed_over_at=None)
+    if not await _write(session, lease, "fallback", reason, **values):
         return False
     reminder = await _reminder(session, lease.reminder_id)
     nxt = reminder.channels.split(",")[next_index]
@@ -157,15 +216,15 @@ async def cancelled(session: AsyncSession, lease: Lease, reason: str, *, user: s
 
 
 async def _history(session: AsyncSession, reminder: Reminder, *, user: str, event: str,
-                   channel: str | None, text: str) -> None:
+                   channel: str | None, text: str, reference: str | None = None) -> None:
     invoices = await covered_invoices(session, reminder)
     for invoice in invoices:
         add_history(session, user=user, event=event, invoice_id=invoice.id,
                     customer_id=invoice.customer_id, level=reminder.level, channel=channel,
-                    action=text)
+                    action=text, reference=reference)
     if not invoices:
         add_history(session, user=user, event=event, customer_id=reminder.customer_id,
-                    level=reminder.level, channel=channel, action=text)
+                    level=reminder.level, channel=channel, action=text, reference=reference)
 
 
 def _duration(seconds: float) -> str:

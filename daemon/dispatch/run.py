@@ -5,7 +5,9 @@ reminders are in flight at once so that the workers are never idle while
 a channel talks to its server.  Each outcome is written in its own short
 transaction: sent (document kept, invoices stamped, history), retry later
 (backoff stored in the row), fall back to the level's next channel, or
-failed.  Nothing is stamped unless a channel accepted the document.
+failed.  Nothing is stamped unless a channel accepted the document; one
+that takes it and confirms later (print, fax) leaves it awaiting its
+confirmation, which each run first asks for (:mod:`.confirm`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from relances.daemon.dispatch import outbox, records
 from relances.daemon.dispatch.channels import Channels, delivery_for, worker_name
+from relances.daemon.dispatch.confirm import confirm_due
 from relances.daemon.dispatch.leases import Lease, Leases, stale, still_held
 from relances.daemon.errors import LedgerError, NothingToSend, RelancesError, RenderError
 from relances.daemon.ledger.due import not_remindable
@@ -41,6 +44,8 @@ class Summary:
     """What a dispatch run did, for the command line and the logs."""
 
     sent: Counter[str] = field(default_factory=Counter)  # by channel
+    awaiting: Counter[str] = field(default_factory=Counter)  # taken, to be confirmed, by channel
+    confirmed: Counter[str] = field(default_factory=Counter)  # earlier hand-overs now gone
     retrying: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -49,12 +54,19 @@ class Summary:
 
     @property
     def handled(self) -> int:
-        return sum(self.sent.values()) + self.retrying + self.failed + self.cancelled
+        return (sum(self.sent.values()) + sum(self.awaiting.values())
+                + sum(self.confirmed.values()) + self.retrying + self.failed + self.cancelled)
 
     def __str__(self) -> str:
-        by_channel = ", ".join(f"{n} by {c}" for c, n in sorted(self.sent.items()))
-        sent = sum(self.sent.values())
-        text = f"{sent} sent" + (f" ({by_channel})" if by_channel else "")
+        def counted(counts: Counter[str], what: str) -> str:
+            by_channel = ", ".join(f"{n} by {c}" for c, n in sorted(counts.items()))
+            return f"{sum(counts.values())} {what}" + (f" ({by_channel})" if by_channel else "")
+
+        text = counted(self.sent, "sent")
+        if self.awaiting:
+            text += f", {counted(self.awaiting, 'handed over')}, awaiting confirmation"
+        if self.confirmed:
+            text += f", {counted(self.confirmed, 'confirmed')} of those handed over earlier"
         lost = f", {self.lost} taken over by another worker" if self.lost else ""
         return (f"{text}, {self.failed} failed, {self.retrying} to retry later, "
                 f"{self.cancelled} cancelled{lost}")
@@ -73,13 +85,15 @@ class Dispatcher:
 
     def __init__(self, app: App, pm: Any, renderer: Renderer, *, worker: str | None = None,
                  concurrency: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None,
+                 ask_every_awaiting: bool = False) -> None:
         self.app = app
         self.pm = pm
         self.renderer = renderer
         self.worker = worker or worker_name()
         self.concurrency = concurrency or 2 * renderer.workers + 2
         self.progress = progress
+        self.ask_every_awaiting = ask_every_awaiting  # not only those whose question is due
         self.channels = Channels(app, pm)
         self.leases = Leases(app, self.worker)
         self.summary = Summary()
@@ -97,7 +111,9 @@ class Dispatcher:
         """Reminders claimed but never started (to hand back on shutdown)."""
         return self.claimed - self.started
 
-    async def run(self, *, only: Sequence[int] | None = None) -> Summary:
+    async def run(self, *, only: Sequence[int] | None = None, confirm: bool = True) -> Summary:
+        if confirm:
+            await self.confirm()
         renewing = asyncio.create_task(self.leases.keep_renewing())
         try:
             while not self.stopping:
@@ -127,6 +143,15 @@ class Dispatcher:
             await self.channels.close()
         return self.summary
 
+    async def confirm(self) -> None:
+        """Ask the channels about what they took earlier (print and fax jobs)."""
+        done = await confirm_due(self.app, self.channels, worker=self.worker,
+                                 every=self.ask_every_awaiting)
+        self.summary.confirmed.update(done.sent)
+        self.summary.retrying += done.retrying
+        self.summary.failed += done.failed
+        self.summary.reasons += done.reasons
+
     async def _claim(self, only: Sequence[int] | None) -> list[Lease]:
         """Claim as many due reminders as there are free places in flight, once half of
         them are free: one claim (a transaction) per few letters, not per letter."""
@@ -144,10 +169,11 @@ class Dispatcher:
         """Send ``reminder_ids``, then, as they fall due, those a transient
         failure left pending, until ``deadline``; the summary counts what is
         still pending then as to retry later.  ``waiting(count, when)`` is
-        told before each wait.
+        told before each wait.  Asks for no confirmation: the caller does,
+        before choosing what to send (:meth:`confirm`).
         """
         while True:
-            await self.run(only=reminder_ids)
+            await self.run(only=reminder_ids, confirm=False)
             async with self.app.sessions() as session:
                 pending, due = await outbox.pending_among(session, reminder_ids)
             if self.stopping or not pending or due is None or due > deadline:
@@ -247,7 +273,8 @@ class Dispatcher:
             try:
                 receipt = await self.channels.send(
                     name, delivery, accepted,
-                    functools.partial(self._still_due, lease, reminder, why_not))
+                    functools.partial(self._still_due, lease, reminder, why_not),
+                    ask_first=reminder.attempts > 1 and not delivery.reprint)
             except DeliveryError as exc:
                 notify_delivery_attempted(self.pm, delivery, None, exc)
                 if exc.retryable or index == len(names) - 1:
@@ -299,7 +326,20 @@ class Dispatcher:
     async def _accepted(self, lease: Lease, reminder: Reminder, delivery: Delivery, name: str,
                         label: str, receipt: Receipt) -> None:
         notify_delivery_attempted(self.pm, delivery, receipt, None)
-        await self._record_sent(lease, reminder, delivery, name, label, receipt)
+        if receipt.confirmed:
+            await self._record_sent(lease, reminder, delivery, name, label, receipt)
+            return
+        async with self.leases.recording(), self.app.sessions.begin() as session:
+            recorded = await records.handed_over(session, lease, delivery, channel=name,
+                                                 label=label, receipt=receipt,
+                                                 daemon=self.app.settings.daemon,
+                                                 user=self.app.user)
+        if recorded:
+            self.summary.awaiting[name] += 1
+            log.info("%s handed over to %s (%s), awaiting confirmation", reminder.key, name,
+                     receipt.reference)
+        else:
+            self.summary.lost += 1
 
     async def _record_sent(self, lease: Lease, reminder: Reminder, delivery: Delivery, name: str,
                            label: str, receipt: Receipt) -> None:

@@ -17,7 +17,7 @@ from relances.daemon.config import Settings
 from relances.daemon.ledger.due import due_letters
 from relances.daemon.models import BankEntry, BankStatement, Reminder, RunRecord
 
-STATES = ("pending", "sending", "sent", "failed", "cancelled")
+STATES = ("pending", "sending", "awaiting", "sent", "failed", "cancelled")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ queue) and an email-to-fax gateway played by aiosmtpd.
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,12 +26,15 @@ from relances.plugins import (
     ChannelConfigError,
     ChannelSettings,
     DeliveryError,
+    Receipt,
     Recipient,
     build_channel,
     get_plugin_manager,
 )
 
 __all__ = ["hylafax_server", "smtp_server", "tls_files"]  # fixtures used by name
+
+HYLAFAX_SPOOL = Path("/var/spool/hylafax")  # Debian's; the fixture's server runs here
 
 
 def fax_channel(**options: Any) -> Channel:
@@ -79,9 +84,66 @@ async def test_hylafax_queues_the_job(hylafax_server: HylafaxServer) -> None:
 
     assert receipt.channel == "fax"
     assert receipt.reference.isdigit()
+    assert receipt.confirmed is False  # queued is not sent
     status = hylafax_server.status()
     [line] = [row for row in status.splitlines() if row.split()[:1] == [receipt.reference]]
     assert "+33145678901" in line
+    # No modem: the job waits in the queue, and waiting is not confirmed.
+    assert await channel.confirm(receipt) is None
+
+
+async def test_a_fax_job_removed_from_hylafax_fails_for_good(
+        hylafax_server: HylafaxServer) -> None:
+    """The failed path through HylaFAX itself: faxrm kills the job, which HylaFAX
+    moves to its done queue as failed, as when its dials and tries are spent."""
+    channel = fax_channel(host=hylafax_server.host)
+    delivery = make_delivery(key="letter:FAXRM01:2:fax,print")
+    assert await channel.find(delivery) is None
+    receipt = await channel.send(delivery)
+    hylafax_server.jobs.append(receipt.reference)
+    found = await channel.find(delivery)  # after a crash, the queued job is known
+    assert found is not None and (found.reference, found.confirmed) == (receipt.reference, False)
+
+    subprocess.run(["faxrm", "-h", hylafax_server.host, receipt.reference], check=True,
+                   capture_output=True)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.confirm(receipt)
+    assert caught.value.retryable is False
+    assert caught.value.reason == f"fax job {receipt.reference} failed: Job aborted by request"
+    assert await channel.find(delivery) is None  # a failed job is sent again
+
+
+def done_as_hylafax_writes_it(queue_file: str, pages: int) -> str:
+    """A HylaFAX queue file turned into that of a job sent whole: state 7 (done),
+    every page sent, no failure status; every other line as HylaFAX wrote it."""
+    changed = {"state": "7", "npages": str(pages), "totpages": str(pages), "status": "",
+               "statuscode": "0"}
+    return "".join(f"{name}:{changed[name]}\n" if name in changed else f"{line}\n"
+                   for line in queue_file.splitlines()
+                   for name in [line.partition(":")[0]])
+
+
+async def test_a_done_job_read_from_the_spool_is_confirmed_with_its_pages(
+        hylafax_server: HylafaxServer, tmp_path: Path) -> None:
+    """The done path: the test server has no modem, so no job ends done.  The job's
+    queue file, as HylaFAX wrote it for a real job, is put in a spool of the test's
+    own with the fields a transmitted job gets."""
+    queued = fax_channel(host=hylafax_server.host)
+    receipt = await queued.send(make_delivery(key="letter:DONE01:1:fax"))
+    hylafax_server.jobs.append(receipt.reference)
+    real = (HYLAFAX_SPOOL / "sendq" / f"q{receipt.reference}").read_text()
+    assert f"jobid:{receipt.reference}\n" in real and "jobtag:letter:DONE01:1:fax\n" in real
+    (tmp_path / "sendq").mkdir()
+    (tmp_path / "doneq").mkdir()
+    (tmp_path / "doneq" / f"q{receipt.reference}").write_text(done_as_hylafax_writes_it(real, 2))
+
+    channel = fax_channel(host=hylafax_server.host, spool=str(tmp_path))
+    done = await channel.confirm(Receipt("fax", receipt.reference, confirmed=False))
+    assert done == Receipt("fax", receipt.reference, "2 page(s)", confirmed=True)
+    found = await channel.find(make_delivery(key="letter:DONE01:1:fax"))
+    assert found is not None and found.confirmed is True
+    # Read from hfaxd instead, the same job is still waiting for a modem.
+    assert await queued.confirm(receipt) is None
 
 
 async def test_hylafax_refuses_a_customer_without_fax(hylafax_server: HylafaxServer) -> None:
@@ -100,8 +162,6 @@ async def test_hylafax_server_down_is_retryable() -> None:
 
 def test_sendfax_gets_an_argument_list_with_the_job_tag() -> None:
     channel = fax_channel(host="fax.example", resolution="low", max_dials=3)
-    from pathlib import Path
-
     argv = channel.sendfax_argv(  # type: ignore[attr-defined]
         make_delivery(), "+33145678901", Path("/tmp/x.pdf"))
     assert argv == ["sendfax", "-h", "fax.example", "-n", "-l", "-s", "a4", "-T", "3",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from relances.plugins import (
     ChannelConfigError,
     ChannelSettings,
     DeliveryError,
+    Receipt,
     Recipient,
     build_channel,
     get_plugin_manager,
@@ -33,9 +37,74 @@ async def test_letter_lands_as_a_pdf(cups_server: CupsServer) -> None:
 
     assert receipt.channel == "print"
     assert receipt.reference.startswith(f"{cups_server.printer}-")
+    assert receipt.confirmed is False  # lp queued it; CUPS has not printed it yet
     assert channel.label == "Courrier"
     printed = cups_server.wait_for_pdf(before)
     assert "Facture COD_F1026 : reste 253,06 €" in pdf_text(printed.read_bytes())
+    done = await confirmed(channel, receipt)
+    assert (done.reference, done.confirmed) == (receipt.reference, True)
+    assert done.detail.startswith(f"printer {cups_server.printer}")
+
+
+async def confirmed(channel: Channel, receipt: Receipt, timeout: float = 60) -> Receipt:
+    """Ask the channel until it confirms the job (cups-pdf takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while (answer := await channel.confirm(receipt)) is None:
+        assert time.monotonic() < deadline, f"{receipt.reference} not confirmed in {timeout:g} s"
+        await asyncio.sleep(0.3)
+    return answer
+
+
+def _cups(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+async def test_a_held_job_is_not_confirmed_and_a_cancelled_one_is_a_refusal(
+        cups_server: CupsServer) -> None:
+    """A job waiting in CUPS (held here, as on a printer stopped after lp took it) is
+    not confirmed; once an operator cancels it, the channel says so, for good."""
+    channel = print_channel(printer=cups_server.printer, server=cups_server.server,
+                            options={"job-hold-until": "indefinite"})
+    delivery = make_delivery(key="letter:HELD01:1:print,email")
+    receipt = await channel.send(delivery)
+    for _ in range(3):
+        assert await channel.confirm(receipt) is None
+    assert await channel.find(delivery) == Receipt("print", receipt.reference,
+                                                   f"printer {cups_server.printer}",
+                                                   confirmed=False)
+    _cups("cancel", "-h", cups_server.server, receipt.reference)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.confirm(receipt)
+    assert caught.value.retryable is False
+    assert caught.value.reason.startswith(f"print job {receipt.reference} was cancelled in CUPS")
+    assert await channel.find(delivery) is None  # a cancelled job is not a letter that left
+
+
+async def test_find_knows_the_reminders_own_job_only(cups_server: CupsServer) -> None:
+    channel = print_channel(printer=cups_server.printer, server=cups_server.server)
+    delivery = make_delivery(key="letter:FIND01:2:print")
+    assert await channel.find(delivery) is None
+    receipt = await channel.send(delivery)
+    await confirmed(channel, receipt)
+    found = await channel.find(delivery)
+    assert found is not None and (found.reference, found.confirmed) == (receipt.reference, True)
+    assert await channel.find(make_delivery(key="letter:FIND01:3:print")) is None
+
+
+async def test_without_confirmation_lp_is_enough(cups_server: CupsServer) -> None:
+    channel = print_channel(printer=cups_server.printer, server=cups_server.server,
+                            confirm=False)
+    receipt = await channel.send(make_delivery(key="letter:NOCONF:1:print"))
+    assert receipt.confirmed is True
+    assert await channel.find(make_delivery(key="letter:NOCONF:1:print")) is None
+
+
+def test_confirming_needs_ipptool() -> None:
+    with pytest.raises(ChannelConfigError) as caught:
+        print_channel(printer="Bureau", ipptool_command="no-such-ipptool")
+    assert caught.value.key == "confirm"
+    assert "cups-ipp-utils" in caught.value.message
+    print_channel(printer="Bureau", ipptool_command="no-such-ipptool", confirm=False)
 
 
 async def test_each_job_gets_its_own_id(cups_server: CupsServer) -> None:
@@ -81,7 +150,7 @@ def test_lp_gets_an_argument_list_with_the_options() -> None:
     assert isinstance(channel, Channel)
     argv = channel.lp_argv(make_delivery())  # type: ignore[attr-defined]
     assert argv == ["lp", "-h", "cups.example:631", "-d", "Bureau", "-n", "2",
-                    "-t", "relance-COD_F1026.pdf", "-o", "media=A4",
+                    "-t", "letter:COD_F1026:1", "-o", "media=A4",
                     "-o", "sides=two-sided-long-edge", "-o", "InputSlot=Tray2"]
 
 

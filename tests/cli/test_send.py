@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,24 @@ def test_customer_without_email_goes_to_the_printer(
         print={"printer": cups_server.printer, "server": cups_server.server}))
     cli("escalate --customer DAN01 --as-of 22/11/2024")
     before = cups_server.idle_pdfs()
-    assert "1 sent (1 by print)" in cli("send --invoice COD_F1023 --as-of 22/11/2024").stdout
+    out = cli("send --invoice COD_F1023 --as-of 22/11/2024").stdout
+    # lp queued the job: the letter is not stamped until CUPS says it printed.
+    assert "0 sent, 1 handed over (1 by print), awaiting confirmation, 0 failed" in out
+    assert [state for _, state, _ in outbox_rows(database_url)] == ["awaiting"]
+    (handed,) = [line for line in cli("history COD_F1023").stdout.splitlines()
+                 if "Relance niveau 1 (Courrier)" in line]
+    assert "transmise, en attente de confirmation" in handed and "RelancesPDF-" in handed
     printed = pdf_text(cups_server.wait_for_pdf(before).read_bytes())
     assert "DANIERE FLORENCE" in printed and "253,06 €" in printed
     assert smtp_server.handler.messages == []
-    assert "Relance niveau 1 (Courrier)" in cli("history COD_F1023").stdout
+    cups_server.idle_pdfs()  # the job is done once the queue is empty
+    out = cli("send --invoice COD_F1023 --as-of 22/11/2024").stdout
+    assert "0 sent, 1 confirmed (1 by print) of those handed over earlier" in out
+    assert "nothing to send: 1 already sent or queued" in out
+    assert [state for _, state, _ in outbox_rows(database_url)] == ["sent"]
+    sent, handed = [line for line in cli("history COD_F1023").stdout.splitlines()
+                    if "Relance niveau 1 (Courrier)" in line]
+    assert "attente" not in sent and "1 sheet(s)" in sent
     assert listed(cli, "DAN01")["last_reminded_on"] == "2024-11-22"
 
 
@@ -104,7 +118,7 @@ def test_permanent_smtp_refusal_falls_back_to_print(
     cli("escalate --customer INT01 --as-of 22/11/2024")
     smtp_server.handler.data_replies.append("550 5.1.1 mailbox unavailable")
     before = cups_server.idle_pdfs()
-    assert "1 sent (1 by print)" in cli("send --customer INT01 --as-of 22/11/2024").stdout
+    assert "1 handed over (1 by print)" in cli("send --customer INT01 --as-of 22/11/2024").stdout
     assert "INTEL" in pdf_text(cups_server.wait_for_pdf(before).read_bytes())
     history = cli("history COD_F1026").stdout
     assert "Échec Relance niveau 1 (Email) : " in history and "550" in history
@@ -248,15 +262,35 @@ def test_statement_covers_every_overdue_invoice(
 
 def test_fax_job_is_queued_in_hylafax(tmp_path: Path, database_url: str,
                                       hylafax_server: HylafaxServer) -> None:
+    """Queued in HylaFAX is not sent: the letter waits for the job; the job fails
+    (faxrm, as when HylaFAX's tries are spent) and the level's next channel sends it."""
     cli = make_cli(tmp_path, database_url, channels(
-        ["fax"], fax={"backend": "hylafax", "host": hylafax_server.host}))
+        ["fax", "archive"], fax={"backend": "hylafax", "host": hylafax_server.host}))
     cli("escalate --customer INT01 --as-of 22/11/2024")
-    assert "1 sent (1 by fax)" in cli("send --customer INT01 --as-of 22/11/2024").stdout
-    history = cli("history COD_F1026").stdout
-    assert "Relance niveau 1 (Fax)" in history
-    job = history.split("Relance niveau 1 (Fax)")[1].split()[1]
+    out = cli("send --customer INT01 --as-of 22/11/2024").stdout
+    assert "0 sent, 1 handed over (1 by fax), awaiting confirmation" in out
+    assert [state for _, state, _ in outbox_rows(database_url)] == ["awaiting"]
+    (handed,) = [line for line in cli("history COD_F1026").stdout.splitlines()
+                 if "Relance niveau 1 (Fax)" in line]
+    assert "transmise, en attente de confirmation" in handed
+    job = handed.split()[-1]
     hylafax_server.jobs.append(job)
-    assert job in hylafax_server.status()
+    [queued] = [row for row in hylafax_server.status().splitlines() if row.split()[:1] == [job]]
+    assert "+33130124001" in queued  # INTEL's fax number in the sample ledger
+
+    # Asked again, the job still waits for a modem: nothing changes.
+    assert "nothing to send: 1 already sent or queued" in cli(
+        "send --customer INT01 --as-of 22/11/2024").stdout
+    assert [state for _, state, _ in outbox_rows(database_url)] == ["awaiting"]
+
+    subprocess.run(["faxrm", "-h", hylafax_server.host, job], check=True, capture_output=True)
+    out = cli("send --customer INT01 --as-of 22/11/2024").stdout
+    assert "1 sent (1 by archive)" in out
+    assert [state for _, state, _ in outbox_rows(database_url)] == ["sent"]
+    history = cli("history COD_F1026").stdout
+    assert (f"Échec Relance niveau 1 (Fax) : fax job {job} failed: Job aborted by request "
+            "— envoi par archive") in history
+    assert "Relance niveau 1 (Archive)" in history
 
 
 def test_reprint_sends_the_kept_document_and_stamps_nothing(
