@@ -6,6 +6,10 @@ Options (``settings.channels.email``): ``host``, ``port``, ``security``
 ``timeout``, ``ca_file``, ``verify_certificate``, ``local_hostname``.  See
 ``docs/plugins.md`` for the contract; the SMTP part lives in
 :mod:`relances.channels.smtp` so the fax gateway sends the same way.
+
+Each message the server accepted is written down at once
+(:mod:`relances.channels._journal`), so that after a crash before the
+dispatcher recorded it :meth:`EmailChannel.find` knows it left.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import logging
 import re
 from email.headerregistry import Address
 
+from relances.channels._journal import AcceptedJournal
 from relances.channels._options import Options
 from relances.channels.smtp import (
     SMTP_OPTIONS,
     SmtpClient,
     build_message,
+    message_id_for,
     parse_address_list,
     smtp_settings,
 )
@@ -53,6 +59,7 @@ class EmailChannel(Channel):
         reply_to = _configured(opts, "reply_to")
         self.reply_to = reply_to[0] if reply_to else None
         self.bcc = _configured(opts, "bcc")
+        self.journal = AcceptedJournal(settings.data_dir / f"{settings.name}-accepted.tsv")
 
     def can_reach(self, recipient: Recipient) -> bool:
         # A customer with an address is reached or refused by send(): a broken
@@ -101,12 +108,20 @@ class EmailChannel(Channel):
             raise DeliveryError(f"refused for the customer ({replies}); only the copy to "
                                 f"{', '.join(a.addr_spec for a in self.bcc)} was accepted",
                                 retryable=transient)
+        self.journal.record(message_id, delivery.key)
         detail = f"to {', '.join(customer)}"
         if refused:
             # Some of the customer's addresses took it: the reminder reached them.
             logger.warning("%s: refused by the server: %s", delivery.key, ", ".join(refused))
             detail += f"; refused: {', '.join(refused)}"
         return Receipt(channel=self.name, reference=message_id, detail=detail)
+
+    async def find(self, delivery: Delivery) -> Receipt | None:
+        """The reminder's message, if this channel's journal says a server accepted it."""
+        message_id = message_id_for(delivery.key, self.sender.domain)
+        if delivery.reprint or not self.journal.holds(message_id):
+            return None
+        return Receipt(channel=self.name, reference=message_id, detail="accepted before")
 
 
 def _configured(opts: Options, key: str, display_name: str = "") -> list[Address]:

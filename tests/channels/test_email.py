@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,9 +36,42 @@ from relances.plugins import (
 __all__ = ["smtp_server", "smtps_server", "tls_files"]  # fixtures used by name
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The channel's journal goes to its data_dir ("data", relative): here, not the checkout."""
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
 def email_channel(**options: Any) -> Channel:
     return build_channel(get_plugin_manager(load_entrypoints=False), "email",
                          ChannelSettings("email", options))
+
+
+async def test_a_message_the_server_accepted_is_found_after_a_crash(
+        smtp_server: SmtpServer, tmp_path: Path) -> None:
+    """Written down when the server said 250: a fresh channel (the daemon restarted)
+    knows the message left, so the reminder is not sent a second time."""
+    delivery = make_delivery(key="letter:JOURNAL01:1:email")
+    receipt = await email_channel(**smtp_server.channel_options()).send(delivery)
+    journal = (tmp_path / "data" / "email-accepted.tsv").read_text()
+    assert journal.startswith(f"{receipt.reference}\tletter:JOURNAL01:1:email\t")
+
+    restarted = email_channel(**smtp_server.channel_options())
+    found = await restarted.find(delivery)
+    assert found is not None and (found.reference, found.confirmed) == (receipt.reference, True)
+    assert await restarted.find(make_delivery(key="letter:JOURNAL01:2:email")) is None
+    assert await restarted.find(dataclasses.replace(delivery, reprint=True)) is None
+    assert len(smtp_server.handler.messages) == 1
+
+
+async def test_a_refused_message_is_not_written_down(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.data_replies.append("451 4.3.0 try again later")
+    channel = email_channel(**smtp_server.channel_options())
+    delivery = make_delivery(key="letter:JOURNAL02:1:email")
+    with pytest.raises(DeliveryError):
+        await channel.send(delivery)
+    assert await email_channel(**smtp_server.channel_options()).find(delivery) is None
 
 
 def attachments(message: EmailMessage) -> list[tuple[str, bytes]]:
