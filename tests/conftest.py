@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE, Cli, write_settings
+from helpers import SAMPLE, Cli, unavailable, write_settings
 
 from relances.daemon import storage
 from relances.daemon.config import load_settings
@@ -43,10 +43,7 @@ def postgres_url() -> Iterator[str]:
         asyncio.run(_pg_admin([f'DROP DATABASE IF EXISTS "{PG_DATABASE}"',
                                f'CREATE DATABASE "{PG_DATABASE}"']))
     except (TimeoutError, OSError, Exception) as exc:  # noqa: BLE001
-        message = f"PostgreSQL is not reachable at {PG_SERVER}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"PostgreSQL is not reachable at {PG_SERVER}: {exc}")
     url = f"{PG_SERVER}/{PG_DATABASE}"
 
     async def migrate() -> None:

@@ -3,7 +3,8 @@ HylaFAX; and small PDFs made by WeasyPrint.
 
 Test modules import what they use: ``from servers import smtp_server, ...``
 (``tests`` is on pytest's ``pythonpath``).  A fixture whose server cannot
-run here skips with the reason.
+run here skips with the reason, or fails the run under CI
+(:func:`helpers.unavailable`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from helpers import unavailable
 
 from relances.plugins import Delivery, Recipient
 
@@ -80,7 +82,7 @@ def free_port() -> int:
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost: (cert, key)."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: cannot make a test certificate")
+        unavailable("openssl is not installed: cannot make a test certificate")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
@@ -292,10 +294,10 @@ def cups_server() -> Iterator[CupsServer]:
                if shutil.which(p) is None]
     missing += [str(p) for p in (CUPS_PDF_PPD, CUPS_PDF_BACKEND) if not p.exists()]
     if missing:
-        pytest.skip(f"CUPS or cups-pdf is not installed (missing {', '.join(missing)}); "
+        unavailable(f"CUPS or cups-pdf is not installed (missing {', '.join(missing)}); "
                     "scripts/setup.sh --test installs them")
     if os.geteuid() != 0:
-        pytest.skip("cups-pdf runs only as root and reads its configuration from /etc/cups")
+        unavailable("cups-pdf runs only as root and reads its configuration from /etc/cups")
     # Filters run as the 'lp' user: the folders must be reachable, so not
     # under pytest's private (0700) temporary folder.
     base = Path(tempfile.mkdtemp(prefix="relances-cups-"))
@@ -320,7 +322,7 @@ def cups_server() -> Iterator[CupsServer]:
         while "scheduler is running" not in _run("lpstat", "-h", server, "-r").stdout:
             if daemon.poll() is not None or time.monotonic() > deadline:
                 err = daemon.stderr.read().decode() if daemon.stderr else ""
-                pytest.skip(f"cupsd did not start: {err.strip() or 'no message'}")
+                unavailable(f"cupsd did not start: {err.strip() or 'no message'}")
             time.sleep(0.2)
         for queue in ("RelancesPDF", "RelancesStopped"):
             # pdftocairo keeps the text extractable through cups-pdf's
@@ -328,7 +330,7 @@ def cups_server() -> Iterator[CupsServer]:
             done = _run("lpadmin", "-h", server, "-p", queue, "-E", "-v", f"cups-pdf:/{instance}",
                         "-P", str(CUPS_PDF_PPD), "-o", "pdftops-renderer-default=pdftocairo")
             if done.returncode != 0:
-                pytest.skip(f"lpadmin failed: {done.stderr.strip()}")
+                unavailable(f"lpadmin failed: {done.stderr.strip()}")
         _run("cupsdisable", "-h", server, "-r", "paper jam", "RelancesStopped")
         yield CupsServer(server, "RelancesPDF", "RelancesStopped", base / "out")
     finally:
@@ -369,21 +371,21 @@ def hylafax_server() -> Iterator[HylafaxServer]:
     missing = [p for p in ("sendfax", "faxstat", "faxrm", "faxq", "hfaxd")
                if shutil.which(p) is None]
     if missing:
-        pytest.skip(f"HylaFAX is not installed (missing {', '.join(missing)}); "
+        unavailable(f"HylaFAX is not installed (missing {', '.join(missing)}); "
                     "scripts/setup.sh --test installs it")
     host = "localhost"
     started = False
     if not _hylafax_running(host):
         if os.geteuid() != 0:
-            pytest.skip("HylaFAX is not running and only root can start it")
+            unavailable("HylaFAX is not running and only root can start it")
         default = Path("/etc/default/hylafax")
         if "USE_FAXGETTY=" not in (default.read_text() if default.exists() else ""):
-            pytest.skip(f"{default} lacks USE_FAXGETTY=no: HylaFAX's init script breaks")
+            unavailable(f"{default} lacks USE_FAXGETTY=no: HylaFAX's init script breaks")
         done = _run("/etc/init.d/hylafax", "start")
         deadline = time.monotonic() + 15
         while not _hylafax_running(host):
             if time.monotonic() > deadline:
-                pytest.skip(f"HylaFAX did not start: {(done.stdout + done.stderr).strip()}")
+                unavailable(f"HylaFAX did not start: {(done.stdout + done.stderr).strip()}")
             time.sleep(0.3)
         started = True
     server = HylafaxServer(host)

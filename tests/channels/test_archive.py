@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import unavailable
 from servers import make_delivery, make_pdf, pdf_text
 
 from relances.plugins import (
@@ -90,13 +91,13 @@ async def test_unsafe_characters_in_codes_stay_in_the_folder(tmp_path: Path) -> 
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, to run out of space for real."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
+        unavailable("mounting a small tmpfs needs root")
     folder = tmp_path / "small"
     folder.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
         yield folder
     finally:

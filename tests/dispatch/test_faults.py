@@ -33,6 +33,7 @@ from daemon_helpers import (
     smtp_controller,
     wait_until,
 )
+from helpers import unavailable
 from servers import (  # noqa: F401 - fixtures
     SMTP_PASSWORD,
     CupsServer,
@@ -204,13 +205,13 @@ def test_stopped_print_queue_waits_until_restarted(
 def full_letters_folder(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """The archive folder on a 64 KiB tmpfs, filled up: (folder, filler file)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
+        unavailable("mounting a small tmpfs needs root")
     folder = tmp_path / "letters"
     folder.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     filler = folder / "filler"
     try:
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT)

@@ -22,17 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, Cli
+from helpers import ROOT, Cli, unavailable
 from web.support import PASSWORD
 
 CHROMIUM = Path(os.environ.get("RELANCES_TEST_CHROMIUM", "/usr/bin/chromium"))
 RELANCES = Path(sys.executable).with_name("relances")
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture
@@ -80,15 +74,15 @@ def page(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError as exc:
-        _unavailable(f"playwright is not installed: {exc}")
+        unavailable(f"playwright is not installed: {exc}")
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium")
+        unavailable(f"{CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium")
     with sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
                                                  args=["--no-sandbox"])
         except Error as exc:
-            _unavailable(f"Chromium does not start: {exc}")
+            unavailable(f"Chromium does not start: {exc}")
         context = browser.new_context(locale="fr-FR", viewport={"width": 1500, "height": 900})
         tab = context.new_page()
         tab.problems = []  # type: ignore[attr-defined]
