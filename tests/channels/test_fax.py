@@ -132,7 +132,8 @@ async def test_a_done_job_read_from_the_spool_is_confirmed_with_its_pages(
     receipt = await queued.send(make_delivery(key="letter:DONE01:1:fax"))
     hylafax_server.jobs.append(receipt.reference)
     real = (HYLAFAX_SPOOL / "sendq" / f"q{receipt.reference}").read_text()
-    assert f"jobid:{receipt.reference}\n" in real and "jobtag:letter:DONE01:1:fax\n" in real
+    fields = dict(line.split(":", 1) for line in real.splitlines() if ":" in line)
+    assert (fields["jobid"], fields["jobtag"]) == (receipt.reference, "letter:DONE01:1:fax")
     (tmp_path / "sendq").mkdir()
     (tmp_path / "doneq").mkdir()
     (tmp_path / "doneq" / f"q{receipt.reference}").write_text(done_as_hylafax_writes_it(real, 2))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -178,3 +179,48 @@ def test_once_stops_cleanly_on_sigterm(tmp_path: Path, notify: NotifySocket) -> 
     assert counts["sending"] == 0  # nothing left leased to a process that is gone
     assert counts["sent"] + counts["pending"] == 300
     assert len(list((tmp_path / "letters").glob("*.pdf"))) == counts["sent"]
+
+
+WATCHDOG_SECONDS = 4  # systemd's WatchdogSec= for this run; the daemon pings every 2 s
+
+
+def watchdog_pings(notify: NotifySocket, done: Callable[[], bool], timeout: float) -> list[float]:
+    """When each WATCHDOG=1 datagram arrived, read as it comes, until ``done()``
+    and at least four have come."""
+    arrivals: list[float] = []
+    deadline = time.monotonic() + timeout
+    while len(arrivals) < 4 or not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not done, or fewer than four WATCHDOG=1, within {timeout:g} s; "
+                                 f"received {notify.received}")
+        notify.sock.settimeout(0.1)
+        try:
+            fields = notify.sock.recv(4096).decode().split("\n")
+        except TimeoutError:
+            continue
+        notify.received.append(fields)
+        if "WATCHDOG=1" in fields:
+            assert fields == ["WATCHDOG=1"]
+            arrivals.append(time.monotonic())
+    return arrivals
+
+
+def test_the_watchdog_is_pinged_while_the_daemon_works_and_idles(
+        tmp_path: Path, notify: NotifySocket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd sets $WATCHDOG_USEC and kills the service when no WATCHDOG=1
+    comes within it: the daemon keeps pinging in time, through the catch-up
+    pass that sends its letters and after it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'relances.db'}"
+    settings = archive_settings(tmp_path, url)
+    ledger(settings, invoices_tsv(tmp_path / "invoices.tsv", 20))
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_SECONDS * 1_000_000))
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    with Daemon(settings, tmp_path / "daemon.log", notify=notify) as daemon:
+        notify.wait_for("READY=1")
+        notify.drain()  # pings already queued: when they arrived is not known
+        arrivals = watchdog_pings(notify, lambda: states(url)["sent"] == 20, 120)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+        # A reading may lag its datagram by the 0.1 s of a wait and a look at the outbox.
+        assert max(gaps) < WATCHDOG_SECONDS, gaps  # systemd would have killed it otherwise
+        assert daemon.process.poll() is None
+        assert daemon.stop() == 0
