@@ -42,18 +42,11 @@ class LevelPolicy(_Model):
     """What happens at one reminder level."""
 
     delay_days: int = Field(45, ge=0, le=3650)
-    channels: tuple[str, ...] = ("archive",)
+    channels: tuple[str, ...] = Field(("archive",), min_length=1)
     document: Literal["letter", "statement"] = "letter"
     attach_invoice: bool = False
     late_charges: bool = False
     auto_send: bool = True
-
-    @field_validator("channels")
-    @classmethod
-    def _at_least_one(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("a level needs at least one channel")
-        return value
 
 
 class Policy(_Model):
@@ -174,8 +167,7 @@ class LateChargeSettings(_Model):
     """French late-payment charges (Code de commerce L441-10 and D441-5; R2192-31 of the
     Code de la commande publique for public buyers)."""
 
-    # The ECB rate of a half-year the shipped table (ledger/ecbrates.py) lacks or gets
-    # wrong: {"2026-H2": 2.15}.
+    # A half-year's ECB rate the shipped table (ledger/ecbrates.py) lacks: {"2026-H2": 2.15}.
     reference_rates: dict[Annotated[str, pydantic.StringConstraints(pattern=r"^(19|20)[0-9]{2}-H[12]$")],
                           Annotated[Decimal, Field(ge=0, le=100)]] = Field(default_factory=dict)
     # Deprecated: one reference rate for the whole delay, instead of each half-year's.
@@ -287,10 +279,11 @@ class Settings(_Model):
     imports: ImportSettings = ImportSettings()
     bank: BankSettings = BankSettings()
     channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"archive": dict[str, Any]()})
+    # Where bounces and replies come back: checked by the dispatch stage.
+    mailboxes: dict[str, dict[str, Any]] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     daemon: DaemonSettings = DaemonSettings()
     web: WebSettings = WebSettings()
-
     # Where the file was read from; relative paths are resolved against it.
     source: Path | None = Field(None, exclude=True)
     lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)

@@ -96,6 +96,10 @@ class Customer(Base):
     affiliate_code: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
+    # A permanent bounce of the address above: email cannot reach the customer
+    # until the address changes (an import or a person writes another one).
+    email_bounced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    email_bounce: Mapped[str | None] = mapped_column(String(300))
     fax: Mapped[str | None] = mapped_column(String(40))
     phone: Mapped[str | None] = mapped_column(String(40))
     address_line1: Mapped[str | None] = mapped_column(String(200))
@@ -305,8 +309,36 @@ class Reminder(Base):
     sent_channel: Mapped[str | None] = mapped_column(String(64))
     reference: Mapped[str | None] = mapped_column(String(300))
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    # What the stamp replaced on each invoice, to put back if the email bounces:
+    # "invoice_id,reminded_on,level,here,stamped_on,stamped_level;..." (empty: none).
+    stamp_undo: Mapped[str | None] = mapped_column(Text)
 
     document: Mapped[Document | None] = relationship()
+
+
+class InboundMessage(Base):
+    """One message read from a mailbox (``mailboxes:``), classified once.
+
+    ``source`` names it in its mailbox (IMAP: ``UIDVALIDITY/UID``; Maildir:
+    the file's key), so a message read twice is recorded once; ``kind`` is
+    bounce, delayed, auto-reply, reply or other.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("mailbox", "source", name="uq_inbound_messages_source"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(300))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    reminder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reminders.id", ondelete="SET NULL"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    summary: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class RunRecord(Base):

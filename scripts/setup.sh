@@ -22,6 +22,7 @@ SYSTEM_PACKAGES=(
 TEST_PACKAGES=(
     cups cups-client cups-bsd cups-ipp-utils printer-driver-cups-pdf
     hylafax-server hylafax-client
+    dovecot-imapd
     postgresql-client
     zbar-tools
     chromium

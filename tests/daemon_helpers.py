@@ -71,12 +71,14 @@ def quick_templates(folder: Path) -> Path:
 
 
 def daemon_settings(path: Path, database_url: str, level1: list[str],
-                    channels: dict[str, Any], *, quick: bool = False, **daemon: Any) -> Path:
+                    channels: dict[str, Any], *, quick: bool = False,
+                    more: dict[str, Any] | None = None, **daemon: Any) -> Path:
     """Settings for a daemon that runs only its catch-up pass and the retries.
 
     Level 1 uses ``level1``; the schedule is off (null), so whatever the
     daemon does after its start comes from the retries it scheduled itself.
-    ``quick``: the one-line letter of :func:`quick_templates`.
+    ``quick``: the one-line letter of :func:`quick_templates`; ``more``: other
+    settings, by dotted key.
     """
     levels = {n: {"delay_days": 45, "channels": level1 if n == 1 else ["archive"],
                   "attach_invoice": n == 3, "late_charges": False} for n in (1, 2, 3)}
@@ -91,7 +93,7 @@ def daemon_settings(path: Path, database_url: str, level1: list[str],
     }
     if quick:
         overrides["letters.templates_dir"] = str(quick_templates(path.parent / "templates"))
-    return write_settings(path, overrides)
+    return write_settings(path, {**overrides, **(more or {})})
 
 
 def ledger(settings: Path, tsv: Path) -> Cli:

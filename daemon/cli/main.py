@@ -83,7 +83,7 @@ COMMANDS: dict[str, str] = {
     "list": "table", "customer": "table", "invoice": "table", "history": "table",
     "escalate": "escalate",
     "preview": "letters", "report": "letters",
-    "send": "send", "reprint": "send",
+    "send": "send", "reprint": "send", "mail": "send",
     "daemon": "daemon", "status": "daemon",
     "plugins": "plugins", "bank": "bank",
     "user": "users", "web": "web", "backup": "backup",

@@ -1,4 +1,5 @@
-"""``relances send`` and ``relances reprint``: reminders leaving by hand."""
+"""``relances send``, ``relances reprint`` and ``relances mail``: reminders leaving by
+hand, and what comes back."""
 
 from __future__ import annotations
 
@@ -160,4 +161,26 @@ async def reprint_command(app: App, number: str, channel: str | None) -> None:
     click.echo(f"{number}: reprinted by {receipt.channel} ({receipt.reference})")
 
 
-COMMANDS = [send_command, reprint_command]
+@click.command("mail")
+@async_command
+async def mail_command(app: App) -> None:
+    """Read the mailboxes (settings' mailboxes:) for bounces and replies.
+
+    A permanent bounce of every address of a customer undoes the email: its
+    "Relancé le" goes back, the address is marked as bounced, and the level's
+    next channel sends the reminder (at the next send, or by the daemon,
+    which also reads the mailboxes before each of its sending runs).
+    """
+    from relances.daemon.dispatch.mailroom import read_mailboxes
+
+    if not app.settings.mailboxes:
+        raise click.UsageError(f"no mailboxes in {app.settings.source}: nothing to read")
+    found = await read_mailboxes(app)
+    for error in found.errors:
+        click.echo(f"  {error}", err=True)
+    click.echo(str(found))
+    if found.errors:
+        sys.exit(1)
+
+
+COMMANDS = [send_command, reprint_command, mail_command]

@@ -58,8 +58,12 @@ def configured_channel(settings: Settings, pm: Any, name: str) -> Channel:
 
 
 def recipient_of(customer: Customer) -> Recipient:
+    """The customer as a channel sees it; an address that bounced for good is no address,
+    until it changes."""
+    bounced = customer.email_bounce is not None and customer.email_bounce == customer.email
     return Recipient(
-        code=customer.code, name=customer.name, email=customer.email, fax=customer.fax,
+        code=customer.code, name=customer.name, email=None if bounced else customer.email,
+        fax=customer.fax,
         phone=customer.phone, address=customer.address, language=customer.language,
         is_consumer=customer.is_consumer, kind=customer.kind,
         postal_code=customer.postal_code, city=customer.city,

@@ -144,15 +144,26 @@ async def _stamp(session: AsyncSession, lease: Lease, *, channel: str, label: st
                  reference: str, stamp: dt.date, user: str) -> None:
     reminder = await _reminder(session, lease.reminder_id)
     invoices = await covered_invoices(session, reminder)
+    undo = []
     for invoice in invoices:
         # A statement covers invoices at several levels: each is reminded at its own.
         level = reminder.level if reminder.kind == "letter" else invoice.level
+        undo.append(stamp_undo(invoice, stamp, max(level, invoice.last_reminded_level or 0)))
         invoice.last_reminded_on = stamp
         invoice.last_reminded_level = max(level, invoice.last_reminded_level or 0)
         invoice.reminded_here = True  # an export's level and date no longer apply
         add_history(session, user=user, event="sent", invoice_id=invoice.id,
                     customer_id=invoice.customer_id, level=reminder.level, channel=channel,
                     reference=reference, action=action(reminder.kind, reminder.level, label))
+    reminder.stamp_undo = ";".join(undo)  # what a bounce of this email puts back
+
+
+def stamp_undo(invoice: Invoice, stamp: dt.date, level: int) -> str:
+    """One invoice's part of ``Reminder.stamp_undo``: what the stamp replaces, and the
+    stamp itself (a bounce puts the first back only while the second is still there)."""
+    before = invoice.last_reminded_on.isoformat() if invoice.last_reminded_on else ""
+    return (f"{invoice.id},{before},{invoice.last_reminded_level or ''},"
+            f"{int(bool(invoice.reminded_here))},{stamp.isoformat()},{level}")
 
 
 async def fallback(session: AsyncSession, lease: Lease, channel: tuple[str, str],
@@ -213,6 +224,13 @@ async def cancelled(session: AsyncSession, lease: Lease, reason: str, *, user: s
     await _history(session, reminder, user=user, event="cancelled", channel=None,
                    text=f"{reminder_word(reminder.kind)} niveau {reminder.level} annulée : {reason}")
     return True
+
+
+async def note(session: AsyncSession, reminder: Reminder, *, user: str, event: str,
+               text: str) -> None:
+    """A history line on what the reminder covers, changing nothing else (a bounce, a
+    reply that came back)."""
+    await _history(session, reminder, user=user, event=event, channel=None, text=text)
 
 
 async def _history(session: AsyncSession, reminder: Reminder, *, user: str, event: str,

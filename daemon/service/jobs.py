@@ -45,7 +45,15 @@ async def escalate_job(app: App) -> EscalationResult | None:
 
 async def dispatch_job(app: App, renderer: Renderer, *, worker: str,
                        register: Callable[[Dispatcher], None] | None = None) -> DispatchRun:
-    """Queue what the automatic levels make due, then send everything due."""
+    """Read the mailboxes (a bounce sends its reminder on), queue what the automatic
+    levels make due, then send everything due."""
+    if app.settings.mailboxes:
+        from relances.daemon.dispatch.mailroom import read_mailboxes
+
+        try:
+            log.info("mailboxes: %s", await read_mailboxes(app))
+        except Exception:  # noqa: BLE001 - what came back must not stop what is due leaving
+            log.exception("mailboxes: reading them failed; sending anyway")
     async with app.sessions.begin() as session:
         queued = await outbox.queue(session, app.settings, outbox.Request(auto_only=True),
                                     user=app.user)

@@ -1,7 +1,7 @@
 """Checks run when the configuration loads: ``check-config`` and daemon start.
 
 Anything that would fail in the middle of a run (an unknown channel, a
-channel's bad option, a bad template) fails here instead, with the file,
+channel's bad option, a mailbox's, a bad template) fails here instead, with the file,
 the line and the key.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from relances.daemon.config import Settings
 from relances.daemon.dispatch.channels import configured_channel
+from relances.daemon.dispatch.mailboxes import configured_mailboxes
 from relances.daemon.errors import ConfigError
 from relances.daemon.letters.check import check_templates
 from relances.daemon.letters.pool import harfbuzz_subset_available
@@ -69,6 +70,7 @@ def preflight(settings: Settings, pm: Any = None) -> list[str]:
     check_policies(settings)
     check_schedule(settings)
     check_channels(settings, pm if pm is not None else get_plugin_manager())
+    configured_mailboxes(settings)  # an unknown option or an unset password fails now
     warnings = list(check_templates(settings))
     if settings.late_charges.reference_rate is not None:
         warnings.append(f"{settings.where('late_charges', 'reference_rate')}: deprecated: one "
