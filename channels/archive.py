@@ -88,6 +88,17 @@ class ArchiveChannel(Channel):
             ) from exc
         return Receipt(channel=self.name, reference=str(path), detail=delivery.sha256)
 
+    async def forget(self, receipt: Receipt) -> str | None:
+        """Delete the letter's file: only a PDF of this channel's folder, never a link."""
+        path = Path(receipt.reference)
+        if path.parent != self.folder or path.suffix != ".pdf" or path.is_symlink():
+            return f"{receipt.reference}: not a letter of {self.folder}, left as it is"
+        try:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        except OSError as exc:
+            return f"{path}: cannot be deleted ({exc.strerror or exc})"
+        return None
+
     def _write(self, delivery: Delivery, name: str) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         stem, suffix = name[: -len(".pdf")], ".pdf"

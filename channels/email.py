@@ -123,6 +123,13 @@ class EmailChannel(Channel):
             return None
         return Receipt(channel=self.name, reference=message_id, detail="accepted before")
 
+    async def forget(self, receipt: Receipt) -> str | None:
+        """The copies sent to ``bcc`` stay in those mailboxes: say so."""
+        if not self.bcc:
+            return None
+        return (f"email {receipt.reference}: its copy to "
+                f"{', '.join(a.addr_spec for a in self.bcc)} stays in that mailbox")
+
 
 def _configured(opts: Options, key: str, display_name: str = "") -> list[Address]:
     value = ", ".join(opts.strings(key)) if key == "bcc" else opts.text(key) or ""

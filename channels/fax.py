@@ -290,6 +290,11 @@ class HylafaxChannel(FaxChannel):
                                confirmed=job.state == "D")
         return None
 
+    async def forget(self, receipt: Receipt) -> str | None:
+        """HylaFAX's own records of the job (its log, the done queue) name the number."""
+        return (f"fax job {receipt.reference}: HylaFAX on {self.host} keeps it in its job "
+                "history and log (xferfaxlog) until its own clean-up (faxcron)")
+
 
 class GatewayChannel(FaxChannel):
     """Emails the PDF to an email-to-fax gateway, one address per number."""

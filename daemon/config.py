@@ -181,6 +181,9 @@ class CustomerSettings(_Model):
     # The kind of a customer no file and no person described: "business" for a
     # seller who sells only to businesses; "unknown" claims no penalties.
     default_kind: Literal["business", "public", "consumer", "unknown"] = "unknown"
+    # Years the letters sent and the invoices are kept (Code de commerce L123-22)
+    # before ``relances customer CODE --forget`` may erase a customer.
+    keep_years: int = Field(10, ge=10, le=100)
 
 
 class CompleteGuard(_Model):

@@ -11,7 +11,9 @@ fax job in HylaFAX) returns a receipt with ``confirmed=False`` and answers
 :meth:`Channel.confirm` when asked how the job went; one that can tell
 whether a delivery already reached it (a job carrying the reminder's key)
 answers :meth:`Channel.find`, which the dispatcher asks before sending a
-reminder again whose earlier attempt ended without an outcome.
+reminder again whose earlier attempt ended without an outcome.  A channel
+that keeps a copy of what it sent (a file) erases it in
+:meth:`Channel.forget` when the customer's data is erased.
 
 This module imports nothing of the rest of the project, so a plugin author
 needs only ``relances.plugins``.
@@ -223,6 +225,19 @@ class Channel:
         (``confirmed`` as :meth:`send` would have set it) if it exists and
         has not failed, else ``None``, and the dispatcher sends.  Never
         asked for a reprint.  The default cannot tell and returns ``None``.
+        """
+        return None
+
+    async def forget(self, receipt: Receipt) -> str | None:
+        """Erase what this channel keeps of a delivery (added in 0.5).
+
+        Asked by ``relances customer CODE --forget`` for each receipt of a
+        customer whose data is being erased, once nothing is owed and the
+        retention of the proofs has passed.  Delete the copy the channel
+        keeps (the archive's file) and return ``None``; return one sentence
+        saying what stays that Relances cannot erase (a fax server's job
+        history), for the person to deal with.  The default keeps nothing
+        and returns ``None``.
         """
         return None
 

@@ -157,11 +157,19 @@ async def invoice_command(app: App, number: str, as_of: dt.date | None) -> None:
 @click.option("--kind", type=click.Choice(["business", "public", "consumer"]), default=None,
               help="Say what the customer is (penalties and the indemnity are for "
                    "businesses and public buyers only); written in the history.")
+@click.option("--forget", is_flag=True,
+              help="Erase the customer's personal data, once nothing is owed and the "
+                   "letters and invoices are past their retention (customers.keep_years).")
+@click.option("--yes", is_flag=True, help="With --forget: do not ask for confirmation.")
 @as_of_option
 @async_command
-async def customer_command(app: App, code: str, kind: str | None, as_of: dt.date | None) -> None:
+async def customer_command(app: App, code: str, kind: str | None, forget: bool, yes: bool,
+                           as_of: dt.date | None) -> None:
     """A customer's card: contact details, unpaid invoices, total due, notes."""
     today = as_of or app.settings.today()
+    if forget:
+        await _forget(app, code, today, yes=yes)
+        return
     if kind is not None:
         async with app.sessions.begin() as session:
             customer = await book.customer_by_code(session, code)
@@ -201,6 +209,31 @@ async def customer_command(app: App, code: str, kind: str | None, as_of: dt.date
     for note in notes:
         day, time = fmt.local_time(note.at, app.settings.zone)
         click.echo(f"{day} {time}  {fmt.printable(f'{note.user}  [{note.kind}] {note.text}')}")
+
+
+async def _forget(app: App, code: str, today: dt.date, *, yes: bool) -> None:
+    from relances.daemon.service import forget as forgetting
+    from relances.plugins.manager import get_plugin_manager
+
+    async with app.sessions() as session:
+        customer = await book.customer_by_code(session, code)
+        reasons = await forgetting.obstacles(session, app.settings, customer, today)
+    if reasons:
+        raise forgetting.NotYet(customer.code, reasons)
+    if not yes:
+        click.confirm(fmt.printable(f"Erase the personal data of {customer.code} — "
+                                    f"{customer.name} for good?"), abort=True)
+    async with app.sessions.begin() as session:
+        customer = await book.customer_by_code(session, code)
+        done, receipts = await forgetting.forget(session, app.settings, customer, user=app.user,
+                                                 today=today)
+    click.echo(f"{code}: personal data erased ({done or 'nothing else held'}); "
+               f"the customer is now {done.code}")
+    left = await forgetting.forget_copies(app.settings, get_plugin_manager(), receipts)
+    if left:
+        click.echo("Copies outside Relances, to erase by hand:")
+        for line in left:
+            click.echo(f"  {fmt.printable(line)}")
 
 
 COMMANDS = [list_command, customer_command, invoice_command, history_command]

@@ -22,6 +22,7 @@ from relances.plugins import (
     ChannelConfigError,
     ChannelSettings,
     DeliveryError,
+    Receipt,
     build_channel,
     get_plugin_manager,
 )
@@ -193,3 +194,19 @@ async def test_a_symbolic_link_where_the_letter_goes_is_not_taken_for_it(
     assert letter == letters / f"{today()}_INT01_COD_F1026_relance-1_2.pdf"
     assert stat.S_ISREG(letter.lstat().st_mode) and letter.read_bytes() == delivery.pdf
     assert link.is_symlink() and elsewhere.read_bytes() == delivery.pdf
+
+
+async def test_forgetting_deletes_the_letter_and_nothing_outside_the_folder(tmp_path: Path) -> None:
+    channel = archive_channel(tmp_path, folder="letters")
+    receipt = await channel.send(make_delivery())
+    outside = tmp_path / "comptes.pdf"
+    outside.write_bytes(b"%PDF-1.7 not a letter")
+    link = tmp_path / "letters" / "lien.pdf"
+    link.symlink_to(outside)
+    assert await channel.forget(receipt) is None
+    assert not Path(receipt.reference).exists()
+    for hostile in (str(outside), str(link), str(tmp_path / "letters" / ".." / "comptes.pdf"),
+                    str(tmp_path / "letters" / "notes.txt")):
+        said = await channel.forget(Receipt("archive", hostile))
+        assert said == f"{hostile}: not a letter of {tmp_path / 'letters'}, left as it is"
+    assert outside.exists() and link.is_symlink()

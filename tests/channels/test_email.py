@@ -28,6 +28,7 @@ from relances.plugins import (
     ChannelConfigError,
     ChannelSettings,
     DeliveryError,
+    Receipt,
     Recipient,
     build_channel,
     get_plugin_manager,
@@ -347,3 +348,12 @@ def test_configuration_errors_name_the_key(
     with caplog.at_level(logging.WARNING):
         email_channel(**sender, username="u", password="inline")
     assert "password_env" in caplog.text
+
+
+async def test_forgetting_says_the_bcc_copies_stay_in_their_mailbox(smtp_server: SmtpServer) -> None:
+    receipt = Receipt("email", "<abc.relances@entreprise.example>")
+    assert await email_channel(**smtp_server.channel_options()).forget(receipt) is None
+    with_copy = email_channel(**smtp_server.channel_options(bcc="archive@entreprise.example"))
+    assert await with_copy.forget(receipt) == (
+        "email <abc.relances@entreprise.example>: its copy to archive@entreprise.example "
+        "stays in that mailbox")
