@@ -111,6 +111,23 @@ def dovecot() -> Iterator[Dovecot]:
         unavailable("Dovecot is not installed; scripts/setup.sh --test installs dovecot-imapd")
     if os.geteuid() != 0:
         unavailable("a private Dovecot instance runs as root (it switches to its users)")
+    # Dovecot's login and auth processes run as its own users: they must read its
+    # folders and files whatever umask the tests' in-process runs left behind (0027).
+    umask = os.umask(0o022)
+    try:
+        base, conf, port = _start_dovecot()
+    finally:
+        os.umask(umask)
+    try:
+        yield Dovecot("127.0.0.1", port, BOUNCES_USER, BOUNCES_PASSWORD)
+    finally:
+        subprocess.run(["dovecot", "-c", str(conf), "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _start_dovecot() -> tuple[Path, Path, int]:
+    """A private Dovecot answering on a free port: its folder, its configuration, the port."""
     base = Path(tempfile.mkdtemp(prefix="relances-dovecot-"))
     base.chmod(0o755)
     port = free_port()
@@ -140,11 +157,12 @@ def dovecot() -> Iterator[Dovecot]:
                 log = (base / "log").read_text() if (base / "log").exists() else ""
                 unavailable(f"dovecot did not answer on port {port}: {log[-500:]}")
             time.sleep(0.2)
-        yield Dovecot("127.0.0.1", port, BOUNCES_USER, BOUNCES_PASSWORD)
-    finally:
+    except BaseException:
         subprocess.run(["dovecot", "-c", str(conf), "stop"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         shutil.rmtree(base, ignore_errors=True)
+        raise
+    return base, conf, port
 
 
 def postfix_dsn(original: bytes, *, sender: str, recipient: str, status: str = "5.1.1",
