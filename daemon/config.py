@@ -184,6 +184,8 @@ class CustomerSettings(_Model):
     # Years the letters sent and the invoices are kept (Code de commerce L123-22)
     # before ``relances customer CODE --forget`` may erase a customer.
     keep_years: int = Field(10, ge=10, le=100)
+    # Days a customer's reply to a reminder pauses their reminders; 0: it does not.
+    reply_pause_days: int = Field(14, ge=0, le=365)
 
 
 class CompleteGuard(_Model):

@@ -118,6 +118,8 @@ class Customer(Base):
     credit: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0), server_default="0")
     # A bank payment that may be theirs waits for a person: no new reminder until then.
     review_until: Mapped[dt.date | None] = mapped_column(Date)
+    # The customer replied to a reminder: no new reminder until then (or a person resumes).
+    paused_until: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -43,9 +43,14 @@ async def _preview(app: App, request: outbox.Request) -> None:
         rows, already = await outbox.dry_run(session, app.settings, request, user=app.user)
         waiting = await outbox.waiting_for(session, request, make_due=False)
         held = await book.held_for_review(session, request.as_of or app.settings.today())
+        paused = await book.paused_by_reply(session, request.as_of or app.settings.today())
     if held:
         click.echo(f"held: {len(held)} customers, a bank payment waiting for review may be "
                    f"theirs ({', '.join(held[:10])}): `relances bank review`")
+    if paused:
+        click.echo(fmt.printable(f"paused: {len(paused)} customers replied to a reminder "
+                                 f"({', '.join(paused[:10])}): `relances customer CODE` shows "
+                                 "the reply, `--resume` ends the pause"))
     for row in rows:
         what = "statement" if row.kind == "statement" else "letter"
         click.echo(fmt.printable(f"{row.customer_code}: {what} level {row.level} for "

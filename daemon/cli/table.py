@@ -161,15 +161,22 @@ async def invoice_command(app: App, number: str, as_of: dt.date | None) -> None:
               help="Erase the customer's personal data, once nothing is owed and the "
                    "letters and invoices are past their retention (customers.keep_years).")
 @click.option("--yes", is_flag=True, help="With --forget: do not ask for confirmation.")
+@click.option("--resume", is_flag=True,
+              help="End the pause of reminders that the customer's reply started.")
 @as_of_option
 @async_command
 async def customer_command(app: App, code: str, kind: str | None, forget: bool, yes: bool,
-                           as_of: dt.date | None) -> None:
+                           resume: bool, as_of: dt.date | None) -> None:
     """A customer's card: contact details, unpaid invoices, total due, notes."""
     today = as_of or app.settings.today()
     if forget:
         await _forget(app, code, today, yes=yes)
         return
+    if resume:
+        async with app.sessions.begin() as session:
+            customer = await book.customer_by_code(session, code)
+            resumed = await book.resume(session, customer, user=app.user, as_of=today)
+        click.echo(f"{code}: reminders resumed" if resumed else f"{code}: no pause to end")
     if kind is not None:
         async with app.sessions.begin() as session:
             customer = await book.customer_by_code(session, code)
@@ -188,7 +195,10 @@ async def customer_command(app: App, code: str, kind: str | None, forget: bool, 
                          ("SIREN", customer.siren), ("TVA", customer.vat_number),
                          ("Email", customer.email), ("Téléphone", customer.phone),
                          ("Fax", customer.fax), ("Politique", customer.policy),
-                         ("Relances", "refusées (opt-out)" if customer.opted_out else None)):
+                         ("Relances", "refusées (opt-out)" if customer.opted_out else
+                          f"suspendues jusqu'au {customer.paused_until:%d/%m/%Y} (réponse du "
+                          "client)" if customer.paused_until and customer.paused_until >= today
+                          else None)):
         if value:
             click.echo(f"{label:<10} {fmt.printable(value)}")
     click.echo(f"\nTotal dû : {fmt.amount(due)} € "

@@ -76,6 +76,7 @@ class Classified:
     failures: tuple[Failure, ...] = ()
     subject: str = ""
     sender: str = ""
+    text: str = ""  # a reply's own words (its first text part, quoted lines left out)
 
     def summary(self) -> str:
         parts = [self.kind, self.subject[:120]]
@@ -171,8 +172,42 @@ def _classify(raw: bytes) -> Classified:
             _header(message, "Precedence").lower() in ("auto_reply", "bulk", "junk"):
         return Classified("auto-reply", in_reply, (), subject, sender)
     if in_reply:
-        return Classified("reply", in_reply, (), subject, sender)
-    return Classified("other", (), (), subject, sender)
+        return Classified("reply", in_reply, (), subject, sender, body_text(message))
+    return Classified("other", (), (), subject, sender, body_text(message))
+
+
+MAX_TEXT = 4000  # a reply's words kept in the customer's notes
+
+
+def body_text(message: Message) -> str:
+    """The first text part's words, without the lines that quote the reminder (``>``,
+    and everything from "Le … a écrit :" / "On … wrote:"), at most :data:`MAX_TEXT`."""
+    for part in message.walk():
+        if part.get_content_type() != "text/plain" or part.get_filename():
+            continue
+        try:
+            raw = part.get_payload(decode=True)
+        except Exception:  # noqa: BLE001 - a broken transfer encoding reads as nothing
+            return ""
+        if not isinstance(raw, bytes):
+            return ""
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = raw[:MAX_TEXT * 4].decode(charset, "replace")
+        except LookupError:
+            text = raw[:MAX_TEXT * 4].decode("utf-8", "replace")
+        kept = []
+        for line in text.splitlines():
+            if _QUOTE_HEADER.match(line):
+                break
+            if not line.lstrip().startswith(">"):
+                kept.append("".join(c for c in line if c.isprintable() or c == "\t").rstrip())
+        return "\n".join(kept).strip()[:MAX_TEXT]
+    return ""
+
+
+_QUOTE_HEADER = re.compile(r"^\s*(le .{0,200} a [ée]crit\s*:|on .{0,200} wrote\s*:|-{2,}\s*"
+                           r"(original message|message d'origine))", re.IGNORECASE)
 
 
 def _looks_like_a_bounce(message: Message, sender: str, subject: str) -> bool:

@@ -6,7 +6,10 @@ again (a second daemon, a crash before the mailbox's next reading) changes
 nothing.  A permanent bounce of an email reminder that left puts back the
 invoices' stamp, marks the customer's address as bounced and sends the
 reminder by the level's next channel (none left: it fails); a delayed
-notice, an auto-reply or a reply is written in the invoices' history.
+notice, an auto-reply or a reply is written in the invoices' history.  A
+reply (to one of our emails, or any message from one of a customer's
+addresses that is not an auto-reply) goes into the customer's notes with
+its words and pauses their reminders for ``customers.reply_pause_days``.
 """
 
 from __future__ import annotations
@@ -14,15 +17,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.dispatch import records
-from relances.daemon.dispatch.bounces import Classified, all_refused, classify, described
+from relances.daemon.dispatch.bounces import (
+    Classified,
+    addresses_of,
+    all_refused,
+    classify,
+    described,
+)
 from relances.daemon.dispatch.mailboxes import Fetched, Mailbox, MailboxError, configured_mailboxes, fetch
 from relances.daemon.dispatch.outbox import FAILED, PENDING, SENT
+from relances.daemon.ledger.book import add_history, add_note
 from relances.daemon.models import Customer, InboundMessage, Invoice, Reminder, utcnow
 from relances.daemon.storage import App, upsert
 
@@ -68,7 +79,9 @@ async def _read(app: App, box: Mailbox, done: MailRead) -> None:
     async for fetched in fetch(box, after_uid={k: v for k, v in last.items() if k is not None}):
         found = classify(fetched.content)
         async with app.sessions.begin() as session:
-            if await _record(session, app, box, fetched, found):
+            recorded = await _record(session, app, box, fetched, found)
+            if recorded is not None:
+                found = recorded
                 done.kinds[found.kind] += 1
                 if found.kind == "bounce" and await _bounced(session, app, found):
                     done.undone += 1
@@ -83,27 +96,64 @@ async def _reminder_of(session: AsyncSession, found: Classified) -> Reminder | N
 
 
 async def _record(session: AsyncSession, app: App, box: Mailbox, fetched: Fetched,
-                  found: Classified) -> bool:
-    """Write the message down once; False when it was already (read before)."""
+                  found: Classified) -> Classified | None:
+    """Write the message down once, as what it turned out to be; None when it was
+    already (read before)."""
     reminder = await _reminder_of(session, found)
+    customer = (await session.get(Customer, reminder.customer_id) if reminder
+                else await _customer_writing(session, found))
+    if customer is not None and reminder is None and found.kind == "other":
+        found = replace(found, kind="reply")  # from a customer's address: a reply too
     new_id = await session.scalar(
         upsert(session, InboundMessage).values(
             mailbox=box.name, source=fetched.source[:300], uidvalidity=fetched.uidvalidity,
             uid=fetched.uid, kind=found.kind, reminder_id=reminder.id if reminder else None,
-            customer_id=reminder.customer_id if reminder else None, received_at=utcnow(),
+            customer_id=customer.id if customer else None, received_at=utcnow(),
             summary=found.summary()[:2000])
         .on_conflict_do_nothing(index_elements=["mailbox", "source"])
         .returning(InboundMessage.id))
     if new_id is None:
-        return False
-    if reminder is None or found.kind in ("bounce", "other"):
-        return True
+        return None
+    if customer is None or found.kind in ("bounce", "other"):
+        return found
     subject = f" : {found.subject[:150]}" if found.subject else ""
     text = {"delayed": f"Email retardé : {described(found.failures)}",
             "auto-reply": f"Réponse automatique reçue{subject}",
             "reply": f"Réponse du client reçue{subject}"}[found.kind]
-    await records.note(session, reminder, user=app.user, event=found.kind, text=text)
-    return True
+    if found.kind == "reply":
+        text += await _pause(session, app, customer, found)
+    if reminder is not None:
+        await records.note(session, reminder, user=app.user, event=found.kind, text=text)
+    else:
+        add_history(session, user=app.user, event=found.kind, customer_id=customer.id,
+                    action=text[:300])
+    return found
+
+
+async def _customer_writing(session: AsyncSession, found: Classified) -> Customer | None:
+    """The customer one of whose addresses sent the message, if exactly one has it."""
+    sender = parseaddr(found.sender)[1].strip().lower()
+    if "@" not in sender or len(sender) > 254:
+        return None
+    candidates = (await session.execute(select(Customer).where(
+        func.lower(Customer.email).contains(sender, autoescape=True)).limit(20))).scalars().all()
+    matching = [c for c in candidates if sender in addresses_of(c.email)]
+    return matching[0] if len(matching) == 1 else None
+
+
+async def _pause(session: AsyncSession, app: App, customer: Customer, found: Classified) -> str:
+    """Keep the reply's words in the customer's notes and pause their reminders for
+    ``customers.reply_pause_days``; what the history line adds."""
+    words = "\n".join(part for part in (found.subject, found.text) if part)
+    await add_note(session, customer, user=app.user, kind="reply",
+                   text=words or "(réponse sans texte)")
+    days = app.settings.customers.reply_pause_days
+    if not days:
+        return ""
+    until = app.settings.today() + dt.timedelta(days=days)
+    if customer.paused_until is None or customer.paused_until < until:
+        customer.paused_until = until
+    return f" — relances suspendues jusqu'au {customer.paused_until:%d/%m/%Y}"
 
 
 async def _bounced(session: AsyncSession, app: App, found: Classified) -> bool:

@@ -280,6 +280,24 @@ async def held_for_review(session: AsyncSession, as_of: dt.date) -> Sequence[str
         .order_by(Customer.code))).scalars().all()
 
 
+async def paused_by_reply(session: AsyncSession, as_of: dt.date) -> Sequence[str]:
+    """Codes of customers whose reply to a reminder pauses their reminders."""
+    return (await session.execute(
+        select(Customer.code).where(Customer.paused_until >= as_of)
+        .order_by(Customer.code))).scalars().all()
+
+
+async def resume(session: AsyncSession, customer: Customer, *, user: str,
+                 as_of: dt.date) -> bool:
+    """End the pause a reply started; False when there was none."""
+    if customer.paused_until is None or customer.paused_until < as_of:
+        return False
+    customer.paused_until = None
+    add_history(session, user=user, event="resumed", customer_id=customer.id,
+                action="Relances reprises après la réponse du client")
+    return True
+
+
 async def kinds_unknown_since_upgrade(session: AsyncSession) -> Sequence[str]:
     """Codes of customers the schema upgrade made of unknown kind, still unknown."""
     return (await session.execute(

@@ -2,10 +2,11 @@
 
 An invoice may be reminded when something remains due on it, its due date
 has passed, it is not in dispute (or its hold has ended), and its customer
-has not asked not to be reminded nor has a bank payment waiting for review
-that may be theirs (uncertain means silent).  The reminder of its current level is due
-while that level's reminder has not been sent (``last_reminded_level``
-below the level) and the invoice owes at least its policy's minimum.
+has not asked not to be reminded, has no bank payment waiting for review
+that may be theirs (uncertain means silent) and has not replied lately.
+The reminder of its current level is due while that level's reminder has
+not been sent (``last_reminded_level`` below the level) and the invoice
+owes at least its policy's minimum.
 
 :func:`due_letters` is the one query that says which invoices a letter is
 due for: dispatch's outbox queues from it, and the service's status shows
@@ -43,10 +44,11 @@ def held(as_of: dt.date) -> Any:
 
 def remindable(as_of: dt.date) -> ColumnElement[bool]:
     """An invoice that a reminder may go to at all: open, overdue, not disputed,
-    of a customer who has not opted out and has no bank payment waiting for
-    review that may be theirs."""
+    of a customer who has not opted out, has no bank payment waiting for
+    review that may be theirs and whose reply has not paused them."""
     silent = select(Customer.id).where(or_(Customer.opted_out.is_(True),
-                                           Customer.review_until >= as_of))
+                                           Customer.review_until >= as_of,
+                                           Customer.paused_until >= as_of))
     return and_(open_invoices(), Invoice.due_date < as_of, not_(held(as_of)),
                 Invoice.customer_id.not_in(silent))
 
@@ -110,6 +112,8 @@ def not_remindable(settings: Settings, customer: Customer, invoice: Invoice | No
         return "the customer asked not to be reminded"
     if customer.review_until is not None and customer.review_until >= as_of:
         return "a bank payment that may be theirs waits for review"
+    if customer.paused_until is not None and customer.paused_until >= as_of:
+        return f"the customer replied: reminders pause until {customer.paused_until:%d/%m/%Y}"
     if invoice is None:
         return None
     if invoice.remaining <= 0:

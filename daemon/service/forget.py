@@ -192,7 +192,7 @@ async def forget(session: AsyncSession, settings: Settings, customer: Customer, 
         code=code, name=FORGOTTEN_NAME, affiliate_code=None, email=None, email_bounce=None,
         email_bounced_at=None, fax=None, phone=None, address_line1=None, address_line2=None,
         postal_code=None, city=None, country=None, siren=None, vat_number=None, policy=None,
-        review_until=None).execution_options(synchronize_session=False))
+        review_until=None, paused_until=None).execution_options(synchronize_session=False))
     done = Forgotten(code, {what: n for what, n in counts.items() if n})
     add_history(session, user=user, event="forgotten", customer_id=cid,
                 action=f"Données du client effacées ({done.french() or 'rien d’autre'}), "

@@ -9,6 +9,7 @@ mail`` reads over IMAP.  On SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from mail_server import BouncingHandler, Dovecot, dovecot, postfix_dsn  # noqa: 
 from servers import SMTP_PASSWORD, SmtpServer, free_port, tls_files  # noqa: F401 - fixture
 from sqlalchemy import select
 
-from relances.daemon.models import Customer, InboundMessage
+from relances.daemon.models import Customer, InboundMessage, Note
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -139,9 +140,49 @@ def test_replies_and_auto_replies_are_written_in_the_history(
     assert "1 auto-reply, 1 other, 1 reply" in cli("mail").stdout
     lines = history(database_url, NUMBER)
     assert "Réponse automatique reçue : Absence du bureau" in lines
-    assert lines[-1] == "Réponse du client reçue : Re: Relance"
+    until = dt.date.today() + dt.timedelta(days=14)
+    assert lines[-1] == ("Réponse du client reçue : Re: Relance — relances suspendues "
+                         f"jusqu'au {until:%d/%m/%Y}")
     assert reminder(database_url, NUMBER)["state"] == "sent"
     assert [kind for kind, _ in inbound(database_url)][-3:] == ["auto-reply", "reply", "other"]
+    card = cli("customer K0001").stdout
+    assert f"Relances   suspendues jusqu'au {until:%d/%m/%Y} (réponse du client)" in card
+    assert query(database_url, select(Note.kind, Note.text)) == [
+        ("reply", "Re: Relance\nLe virement est parti hier.")]
+
+    # The reply pauses the chase: the next level's reminder waits until a person resumes.
+    cli(f"set-level {NUMBER} 2")
+    assert "paused: 1 customers replied to a reminder (K0001)" in cli("send --dry-run").stdout
+    assert "nothing to send" in cli(f"send --invoice {NUMBER}").stdout
+    assert "K0001: reminders resumed" in cli("customer K0001 --resume").stdout
+    assert "1 sent (1 by archive)" in cli(f"send --invoice {NUMBER}").stdout  # level 2's channel
+    assert history(database_url, NUMBER)[-1].startswith("Relance niveau 2")
+
+
+def test_a_message_from_a_customers_address_is_a_reply_and_an_auto_reply_does_not_pause(
+        tmp_path: Path, database_url: str, bouncing_smtp: SmtpServer, dovecot: Dovecot) -> None:
+    cli = one_letter(tmp_path, database_url, bouncing_smtp, dovecot)
+    cli(f"send --invoice {NUMBER}")
+    dovecot.deliver(f"From: {EMAIL.upper()}\r\nTo: {SENDER}\r\nSubject: Absent\r\n"
+                    "Auto-Submitted: auto-replied\r\n\r\nAbsent.\r\n".encode())
+    assert "1 auto-reply" in cli("mail").stdout
+    assert paused_until(database_url) is None
+    dovecot.deliver(
+        f"From: Client 1 <{EMAIL.upper()}>\r\nTo: {SENDER}\r\nSubject: Facture K-F0001\r\n"
+        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n"
+        "\r\n".encode() + "Nous contestons le montant.\r\n\r\nLe 1 déc. 2026, Relances a écrit :\r\n"
+        "> Relance niveau 1\r\n".encode("iso-8859-1"))
+    dovecot.deliver(f"From: inconnu@ailleurs.example\r\nTo: {SENDER}\r\nSubject: Bonjour\r\n"
+                    "\r\nRien.\r\n".encode())
+    assert "1 other, 1 reply" in cli("mail").stdout
+    assert paused_until(database_url) == dt.date.today() + dt.timedelta(days=14)
+    notes = query(database_url, select(Note.kind, Note.text))
+    assert notes == [("reply", "Facture K-F0001\nNous contestons le montant.")]
+
+
+def paused_until(url: str) -> dt.date | None:
+    ((until,),) = query(url, select(Customer.paused_until).where(Customer.code == "K0001"))
+    return until if until is None or isinstance(until, dt.date) else dt.date.fromisoformat(until)
 
 
 def test_a_maildir_mailbox_is_read_the_same_way(
