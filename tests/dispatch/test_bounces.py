@@ -9,6 +9,7 @@ mail`` reads over IMAP.  On SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from mail_server import BouncingHandler, Dovecot, dovecot, postfix_dsn  # noqa: 
 from servers import SMTP_PASSWORD, SmtpServer, free_port, tls_files  # noqa: F401 - fixture
 from sqlalchemy import select
 
-from relances.daemon.models import Customer, InboundMessage, Note
+from relances.daemon.models import Customer, InboundMessage, Note, Reminder
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -243,3 +244,39 @@ def test_check_config_refuses_a_bad_mailbox_naming_its_key(
     assert result.exit_code != 0
     (line,) = [line for line in result.stderr.splitlines() if "mailboxes.bounces" in line]
     assert error in line and "settings.yaml" in line
+
+
+def test_a_reminder_queued_before_the_reply_is_cancelled_when_taken(
+        tmp_path: Path, database_url: str, bouncing_smtp: SmtpServer, dovecot: Dovecot) -> None:
+    cli = one_letter(tmp_path, database_url, bouncing_smtp, dovecot)
+    cli(f"send --invoice {NUMBER}")
+    (received,) = bouncing_smtp.handler.messages
+    cli(f"set-level {NUMBER} 2")
+    asyncio.run(_queue(cli.settings))  # the daemon's earlier run queued level 2
+    assert level2(database_url) == ("pending", None)
+    dovecot.deliver(f"From: {EMAIL}\r\nTo: {SENDER}\r\nSubject: Re: Relance\r\n"
+                    f"In-Reply-To: {received.message['Message-ID']}\r\n\r\nC'est payé.\r\n".encode())
+    assert "1 reply" in cli("mail").stdout
+    out = cli(f"send --invoice {NUMBER}").stdout
+    assert "1 cancelled" in out
+    state, error = level2(database_url)
+    assert state == "cancelled" and "the customer replied" in error
+
+
+def level2(url: str) -> tuple[str, str | None]:
+    ((state, error),) = query(url, select(Reminder.state, Reminder.last_error)
+                              .where(Reminder.level == 2))
+    return state, error
+
+
+async def _queue(settings: Path) -> None:
+    from relances.daemon.config import load_settings
+    from relances.daemon.dispatch import outbox
+    from relances.daemon.storage import App
+
+    app = App(settings=load_settings(settings), user="daemon")
+    try:
+        async with app.sessions.begin() as session:
+            await outbox.queue(session, app.settings, outbox.Request(), user="daemon")
+    finally:
+        await app.close()
