@@ -341,6 +341,9 @@ class InboundMessage(Base):
         ForeignKey("customers.id", ondelete="SET NULL"), index=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     summary: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A bounce's addresses refused for good, comma-separated: with the reminder's other
+    # bounces, whether every address of the customer was refused.
+    refused: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class RunRecord(Base):

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relances.daemon.dispatch import records
 from relances.daemon.dispatch.bounces import (
     Classified,
+    Failure,
     addresses_of,
     all_refused,
     classify,
@@ -109,7 +110,8 @@ async def _record(session: AsyncSession, app: App, box: Mailbox, fetched: Fetche
             mailbox=box.name, source=fetched.source[:300], uidvalidity=fetched.uidvalidity,
             uid=fetched.uid, kind=found.kind, reminder_id=reminder.id if reminder else None,
             customer_id=customer.id if customer else None, received_at=utcnow(),
-            summary=found.summary()[:2000])
+            summary=found.summary()[:2000],
+            refused=",".join(sorted({f.address for f in found.failures if f.permanent}))[:4000])
         .on_conflict_do_nothing(index_elements=["mailbox", "source"])
         .returning(InboundMessage.id))
     if new_id is None:
@@ -164,7 +166,11 @@ async def _bounced(session: AsyncSession, app: App, found: Classified) -> bool:
     customer = await session.get(Customer, reminder.customer_id)
     assert customer is not None
     why = described(found.failures)
-    if not all_refused(found.failures, customer.email):
+    earlier = (await session.scalars(select(InboundMessage.refused).where(
+        InboundMessage.reminder_id == reminder.id, InboundMessage.kind == "bounce"))).all()
+    refused = found.failures + tuple(Failure(address, "5.0.0") for line in earlier
+                                     for address in line.split(",") if address)
+    if not all_refused(refused, customer.email):
         # A copy (Bcc) or one address of several: the customer was reached.
         await records.note(session, reminder, user=app.user, event="bounce",
                            text=f"Email rejeté pour une copie ou une autre adresse : {why}")

@@ -280,3 +280,30 @@ async def _queue(settings: Path) -> None:
             await outbox.queue(session, app.settings, outbox.Request(), user="daemon")
     finally:
         await app.close()
+
+
+def test_two_addresses_bouncing_in_two_reports_undo_the_email(
+        tmp_path: Path, database_url: str, bouncing_smtp: SmtpServer, dovecot: Dovecot) -> None:
+    second = "direction1@client1.example"
+    bouncing_smtp.handler.unknown.update({EMAIL, second})  # type: ignore[attr-defined]
+    cli = one_letter(tmp_path, database_url, bouncing_smtp, dovecot)
+    asyncio.run(_execute(database_url, f"UPDATE customers SET email = '{EMAIL}; {second}'"))
+    assert "1 sent (1 by email)" in cli(f"send --invoice {NUMBER}").stdout
+    assert "2 bounce; 1 bounced reminders undone" in cli("mail").stdout
+    lines = history(database_url, NUMBER)
+    assert lines[-2].startswith("Email rejeté pour une copie ou une autre adresse : 550 5.1.1")
+    assert lines[-1] == "Email rejeté : 550 5.1.1 utilisateur inconnu — envoi par archive"
+    assert reminder(database_url, NUMBER)["state"] == "pending"
+
+
+async def _execute(url: str, sql: str) -> None:
+    from sqlalchemy import text
+
+    from relances.daemon import storage
+
+    engine = storage.create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
