@@ -31,6 +31,7 @@ import email.policy
 import re
 from dataclasses import dataclass
 from email.message import Message
+from typing import Any
 
 KINDS = ("bounce", "delayed", "auto-reply", "reply", "other")
 OUR_MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}(?:\.r[0-9a-f]+)?\.relances@[A-Za-z0-9.-]{1,253}>")
@@ -56,9 +57,14 @@ class Failure:
     address: str
     status: str  # "5.1.1"
     diagnostic: str = ""  # the remote server's words: "550 5.1.1 <x@y>: user unknown"
+    action: str = ""  # RFC 3464's Action, which decides over the status: failed | delayed
 
     @property
     def permanent(self) -> bool:
+        """``Action: failed`` is a failure whatever the status (Postfix gives up on a
+        message that waited too long with 4.4.7); ``delayed`` never is."""
+        if self.action in ("failed", "delayed"):
+            return self.action == "failed"
         return self.status.startswith("5")
 
     def french(self) -> str:
@@ -124,7 +130,7 @@ def _delivery_status(report: Message) -> list[Failure]:
             if action in ("failed", "delayed") and recipient:
                 code = ".".join(status.groups()) if status else ("5.0.0" if action == "failed"
                                                                 else "4.0.0")
-                failures.append(Failure(_address(recipient), code, diagnostic[:300]))
+                failures.append(Failure(_address(recipient), code, diagnostic[:300], action))
     return failures
 
 
@@ -163,7 +169,9 @@ def _classify(raw: bytes) -> Classified:
     if not is_report and _looks_like_a_bounce(message, sender, subject):
         failures = _older_bounce(raw)
     if failures:
-        quoted = _ids(raw) or in_reply
+        # The quoted message's own Message-ID, when the report quotes its headers: a
+        # reprint's References name the original, which must not be taken for it.
+        quoted = _quoted_ids(message) or _ids(raw) or in_reply
         kind = "bounce" if any(f.permanent for f in failures) else "delayed"
         return Classified(kind, quoted, tuple(failures), subject, sender)
     auto = _header(message, "Auto-Submitted").lower()
@@ -208,6 +216,25 @@ def body_text(message: Message) -> str:
 
 _QUOTE_HEADER = re.compile(r"^\s*(le .{0,200} a [ée]crit\s*:|on .{0,200} wrote\s*:|-{2,}\s*"
                            r"(original message|message d'origine))", re.IGNORECASE)
+
+
+def _quoted_ids(report: Message) -> tuple[str, ...]:
+    for part in report.walk():
+        kind = part.get_content_type()
+        if kind == "text/rfc822-headers":
+            payload = part.get_payload(decode=True)
+            headers = email.message_from_bytes(payload if isinstance(payload, bytes) else b"")
+        elif kind == "message/rfc822":
+            inner: Any = part.get_payload()
+            if not (isinstance(inner, list) and inner and isinstance(inner[0], Message)):
+                continue
+            headers = inner[0]
+        else:
+            continue
+        found = _ids(_header(headers, "Message-ID"))
+        if found:
+            return found
+    return ()
 
 
 def _looks_like_a_bounce(message: Message, sender: str, subject: str) -> bool:

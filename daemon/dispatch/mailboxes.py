@@ -193,31 +193,40 @@ async def _imap(box: Mailbox, after_uid: dict[int, int]) -> AsyncIterator[Fetche
             await client.wait_hello_from_server()
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             raise MailboxError(f"mailbox {box}: cannot connect: {exc or type(exc).__name__}") from None
-        answer = await client.login(box.username, box.password)
-        if answer.result != "OK":
-            raise MailboxError(f"mailbox {box}: login refused: {_said(answer.lines)}")
-        answer = await client.select(f'"{box.folder}"')
-        if answer.result != "OK":
-            raise MailboxError(f"mailbox {box}: cannot open the folder: {_said(answer.lines)}")
-        validity = next((int(m.group(1)) for line in answer.lines
-                         if (m := re.search(rb"UIDVALIDITY (\d+)", _bytes(line)))), 0)
-        after = after_uid.get(validity, 0)
-        answer = await client.uid_search(f"UID {after + 1}:*")
-        if answer.result != "OK":
-            raise MailboxError(f"mailbox {box}: search refused: {_said(answer.lines)}")
-        uids = sorted({int(uid) for line in answer.lines
-                       if _bytes(line).startswith(b"SEARCH") or _bytes(line)[:1].isdigit()
-                       for uid in re.findall(rb"\d+", _bytes(line).removeprefix(b"SEARCH"))
-                       if int(uid) > after})
-        for uid in uids:
-            answer = await client.uid("fetch", str(uid), "(BODY.PEEK[])")
-            content = next((bytes(line) for line in answer.lines if isinstance(line, bytearray)), None)
-            if answer.result != "OK" or content is None:
-                raise MailboxError(f"mailbox {box}: cannot fetch message {uid}: {_said(answer.lines)}")
-            yield Fetched(f"{validity}/{uid}", content[:MAX_MESSAGE_BYTES], validity, uid)
+        async for fetched in _session(client, box, after_uid):
+            yield fetched
+    except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+        raise MailboxError(f"mailbox {box}: the server stopped answering: "
+                           f"{exc or type(exc).__name__}") from None
     finally:
         with contextlib.suppress(Exception):  # the server may be gone already
             await client.logout()
+
+
+async def _session(client: Any, box: Mailbox, after_uid: Mapping[int, int]) -> AsyncIterator[Fetched]:
+    """Log in, open the folder and fetch what came after ``after_uid``."""
+    answer = await client.login(box.username, box.password)
+    if answer.result != "OK":
+        raise MailboxError(f"mailbox {box}: login refused: {_said(answer.lines)}")
+    answer = await client.select(f'"{box.folder}"')
+    if answer.result != "OK":
+        raise MailboxError(f"mailbox {box}: cannot open the folder: {_said(answer.lines)}")
+    validity = next((int(m.group(1)) for line in answer.lines
+                     if (m := re.search(rb"UIDVALIDITY (\d+)", _bytes(line)))), 0)
+    after = after_uid.get(validity, 0)
+    answer = await client.uid_search(f"UID {after + 1}:*")
+    if answer.result != "OK":
+        raise MailboxError(f"mailbox {box}: search refused: {_said(answer.lines)}")
+    uids = sorted({int(uid) for line in answer.lines
+                   if _bytes(line).startswith(b"SEARCH") or _bytes(line)[:1].isdigit()
+                   for uid in re.findall(rb"\d+", _bytes(line).removeprefix(b"SEARCH"))
+                   if int(uid) > after})
+    for uid in uids:
+        answer = await client.uid("fetch", str(uid), "(BODY.PEEK[])")
+        content = next((bytes(line) for line in answer.lines if isinstance(line, bytearray)), None)
+        if answer.result != "OK" or content is None:
+            raise MailboxError(f"mailbox {box}: cannot fetch message {uid}: {_said(answer.lines)}")
+        yield Fetched(f"{validity}/{uid}", content[:MAX_MESSAGE_BYTES], validity, uid)
 
 
 def _bytes(line: Any) -> bytes:

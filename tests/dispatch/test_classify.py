@@ -99,10 +99,24 @@ def test_a_hostile_message_is_classified_not_raised(raw: bytes) -> None:
     assert found.refers_to == ()  # nothing of ours is named, so nothing can be undone
 
 
-def test_a_forged_status_cannot_make_a_delay_permanent() -> None:
+@pytest.mark.parametrize(("action", "status", "kind"), [
+    ("failed", "4.4.7", "bounce"),  # Postfix gave up on a message that waited too long
+    ("delayed", "5.1.1", "delayed"),  # still trying: whatever the status says
+    ("delayed", "4.2.2; 5.1.1", "delayed"),
+])
+def test_the_action_decides_whether_the_delivery_failed(action: str, status: str, kind: str) -> None:
     raw = postfix_dsn(ORIGINAL, sender="relances@entreprise.example",
-                      recipient="compta@client.example", status="4.2.2; 5.1.1", action="delayed")
-    assert classify(raw).kind == "delayed"
+                      recipient="compta@client.example", status=status, action=action)
+    assert classify(raw).kind == kind
+
+
+def test_a_bounce_of_a_reprint_is_not_taken_for_the_original() -> None:
+    reprint = message_id_for("k" * 20, "entreprise.example", reprint=True)
+    quoted = (f"Message-ID: {reprint}\r\nIn-Reply-To: {OURS}\r\nReferences: {OURS}\r\n"
+              "To: compta@client.example\r\nSubject: Relance facture F-1\r\n\r\n").encode()
+    found = classify(postfix_dsn(quoted, sender="relances@entreprise.example",
+                                 recipient="compta@client.example"))
+    assert (found.kind, found.refers_to) == ("bounce", (reprint,))
 
 
 @pytest.mark.parametrize(("customer", "refused", "undone"), [
