@@ -378,6 +378,15 @@ class App:
             self._plugins = get_plugin_manager()
         return self._plugins
 
+    def as_user(self, user: str) -> App:
+        """The same database and plugins, acting for ``user`` in the history.
+
+        For the web screen, where each request acts for its logged-in person;
+        the view shares this app's engine: close this app, not the view.
+        """
+        return App(settings=self.settings, user=user, _engine=self.engine,
+                   _sessions=self.sessions, _plugins=self.plugins)
+
     async def ready(self) -> None:
         """Fail with a clear message unless the schema is up to date."""
         await check_schema(self.engine)

@@ -10,6 +10,7 @@ change and writes nothing.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -23,6 +24,7 @@ from relances.daemon.cli.main import async_command
 from relances.daemon.cli.options import FILE
 from relances.daemon.ledger import imports, infiles
 from relances.daemon.ledger.reconcile import InvoiceImport
+from relances.daemon.models import RunRecord, utcnow
 from relances.daemon.storage import App
 
 T = TypeVar("T")
@@ -39,19 +41,29 @@ trust_option = click.option(
     help="Apply a higher Reste even on an invoice with a payment recorded here.")
 
 
-async def in_transaction(app: App, dry_run: bool, body: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def in_transaction(app: App, dry_run: bool, body: Callable[[AsyncSession], Awaitable[T]],
+                         *, source: str | None = None, file: Path | str = "") -> T:
     """``body(session)`` in one transaction, committed, or rolled back for a dry run;
-    the files it opens may be ``imports.max_file_mb`` at most."""
+    the files it opens may be ``imports.max_file_mb`` at most.  With ``source``, the
+    import is recorded in the same transaction as the inbox records its own
+    (``import:SOURCE``, for ``relances status`` and the dashboard)."""
     with infiles.size_limit(app.settings.imports.max_file_mb):
-        return await _in_transaction(app, dry_run, body)
+        return await _in_transaction(app, dry_run, body, source, file)
 
 
-async def _in_transaction(app: App, dry_run: bool,
-                          body: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def _in_transaction(app: App, dry_run: bool, body: Callable[[AsyncSession], Awaitable[T]],
+                          source: str | None, file: Path | str) -> T:
+    started = utcnow()
     async with app.sessions() as session:
         transaction = await session.begin()
         try:
             result = await body(session)
+            if source is not None:
+                name = Path(file).name if file else source
+                session.add(RunRecord(job=f"import:{source}", user=app.user, started_at=started,
+                                      finished_at=utcnow(), host=socket.gethostname(),
+                                      summary=f"{name}: {result}"[:2000], ok=True))
+                await session.flush()
         except BaseException:
             await transaction.rollback()
             raise
@@ -101,7 +113,7 @@ async def import_invoices(app: App, file: Path, complete: bool | None, force: bo
     """
     result = await in_transaction(app, dry_run, lambda session: imports.import_invoices(
         session, file, settings=app.settings, user=app.user, complete=complete, force=force,
-        trust_file=trust_file))
+        trust_file=trust_file), source="invoices", file=file)
     report(file, result, dry_run)
 
 
@@ -119,7 +131,7 @@ async def import_fec(app: App, file: Path, force: bool, trust_file: bool, dry_ru
     """
     result = await in_transaction(app, dry_run, lambda session: imports.import_fec(
         session, file, settings=app.settings, user=app.user, force=force,
-        trust_file=trust_file))
+        trust_file=trust_file), source="fec", file=file)
     report(file, result, dry_run)
 
 
@@ -143,7 +155,8 @@ async def import_facturx(app: App, paths: tuple[Path, ...], partial: bool, dry_r
             imports.copy_invoice_pdfs(done.copies)
         return done
 
-    done = await in_transaction(app, dry_run, body)
+    done = await in_transaction(app, dry_run, body, source="facturx",
+                                file=paths[0] if len(paths) == 1 else "")
     for line in done.refused:
         click.echo(f"refused: {line}", err=True)
     names = ", ".join(str(p) for p in paths)
@@ -189,7 +202,8 @@ async def import_cdar(app: App, files: tuple[Path, ...], dry_run: bool) -> None:
     Each status acts once, however often its file is imported.
     """
     result = await in_transaction(app, dry_run, lambda session: imports.import_cdar(
-        session, list(files), settings=app.settings, user=app.user))
+        session, list(files), settings=app.settings, user=app.user),
+        source="cdar", file=files[0] if len(files) == 1 else "")
     for line in result.changes[:SHOWN] if dry_run else ():
         click.echo(f"  {line}")
     for line in result.left_out:
@@ -209,7 +223,8 @@ async def import_cdar(app: App, files: tuple[Path, ...], dry_run: bool) -> None:
 async def import_customers(app: App, file: Path, dry_run: bool) -> None:
     """Import or update customers' contact details, language and kind."""
     result = await in_transaction(app, dry_run, lambda session: imports.import_customers(
-        session, file, app.settings.policies, settings=app.settings, user=app.user))
+        session, file, app.settings.policies, settings=app.settings, user=app.user),
+        source="customers", file=file)
     prefix = "dry run, nothing written: " if dry_run else ""
     click.echo(f"{file}: {prefix}{result.created} new customers, {result.updated} updated, "
                f"{result.unchanged} unchanged")
@@ -222,7 +237,7 @@ async def import_customers(app: App, file: Path, dry_run: bool) -> None:
 async def import_payments(app: App, file: Path, dry_run: bool) -> None:
     """Import payments; a paid invoice leaves the reminders table."""
     result = await in_transaction(app, dry_run, lambda session: imports.import_payments(
-        session, file, app.user))
+        session, file, app.user), source="payments", file=file)
     prefix = "dry run, nothing written: " if dry_run else ""
     click.echo(f"{file}: {prefix}{result.created} payments recorded, "
                f"{result.unchanged} already known")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import io
 import json
 from decimal import Decimal
-from typing import Any
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,23 +15,12 @@ from relances.daemon.cli.main import async_command, warn_unknown_kinds
 from relances.daemon.cli.options import as_of_option
 from relances.daemon.ledger import book
 from relances.daemon.ledger.kinds import KIND_LABELS
-from relances.daemon.ledger.listing import ReminderRow, reminders_table
+from relances.daemon.ledger.listing import ReminderRow, reminders_table, write_rows_csv
 from relances.daemon.storage import App
 
 HEADERS = ("Code", "Affilié", "Nom", "email", "Date Fac.", "N° Fac.", "Affect.", "Repr.",
            "Total Fac.", "Reste", "Échéance", "Relancé le", "N", "Retard", "Litige", "À envoyer")
 RIGHT = frozenset({8, 9, 12, 13})
-CSV_FIELDS = tuple(f.name for f in dataclasses.fields(ReminderRow))
-# The French CSV's header: the screen's names, for the columns it has.
-CSV_HEADERS = tuple({
-    "customer_code": "Code", "affiliate_code": "Affilié", "customer_name": "Nom",
-    "email": "email", "invoice_date": "Date Fac.", "invoice_number": "N° Fac.",
-    "assignment": "Affect.", "representative": "Repr.", "total": "Total Fac.",
-    "remaining": "Reste", "due_date": "Échéance", "payment_method": "Ech.",
-    "last_reminded_on": "Relancé le", "level": "N", "days_overdue": "Retard (jours)",
-    "on_hold": "Litige", "hold_reason": "Motif du litige", "to_send": "À envoyer",
-}[name] for name in CSV_FIELDS)
-CENTS = Decimal("0.01")
 
 
 def table_cells(row: ReminderRow) -> list[str]:
@@ -47,21 +34,12 @@ def table_cells(row: ReminderRow) -> list[str]:
     ]
 
 
-def csv_cells(row: ReminderRow) -> list[Any]:
-    """The JSON output's values with their types kept (amounts as numbers, to the
-    cent), for :func:`~relances.daemon.formatting.write_csv` to tell text from numbers."""
-    values = [getattr(row, name) for name in CSV_FIELDS]
-    return [v.quantize(CENTS) if isinstance(v, Decimal) else v for v in values]
-
-
 def render_rows(rows: list[ReminderRow], output: str) -> str:
     if output == "json":
         return json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2)
     if output in ("csv", "csv-en"):
         buffer = io.StringIO()
-        french = output == "csv"
-        fmt.write_csv(buffer, CSV_HEADERS if french else CSV_FIELDS,
-                      (csv_cells(r) for r in rows), french=french)
+        write_rows_csv(buffer, rows, french=output == "csv")
         return buffer.getvalue()
     if not rows:
         return "no overdue invoice"

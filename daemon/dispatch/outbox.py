@@ -46,6 +46,7 @@ class Request:
     channel: str | None = None
     force: bool = False
     auto_only: bool = False  # the daemon sends only levels with auto_send
+    review_only: bool = False  # only levels without auto_send: those waiting for a person
 
 
 @dataclass
@@ -91,7 +92,8 @@ def _letter_rules(settings: Settings, request: Request) -> list[tuple[str, int, 
     for name, policy in settings.policies.items():
         for level in (1, 2, 3):
             rules = policy.level(level)
-            if request.auto_only and not rules.auto_send:
+            if (request.auto_only and not rules.auto_send) or (
+                    request.review_only and rules.auto_send):
                 continue
             if rules.document == "statement" and not request.invoice:
                 continue  # this level sends statements (queue_statements)
@@ -174,7 +176,8 @@ async def queue_statements(session: AsyncSession, settings: Settings, request: R
             continue
         if not request.statement and rules.document != "statement":
             continue
-        if request.auto_only and not rules.auto_send:
+        if (request.auto_only and not rules.auto_send) or (
+                request.review_only and rules.auto_send):
             continue
         numbers = ",".join(n for n, *_ in covered)
         channels = request.channel or ",".join(rules.channels)
@@ -233,6 +236,18 @@ async def dry_run(session: AsyncSession, settings: Settings, request: Request, *
                 for code, kind, numbers, level, channels in result]
     await session.rollback()
     return rows, queued.already
+
+
+async def drop(session: AsyncSession, ids: Sequence[int], *, user: str) -> list[Reminder]:
+    """Cancel queued reminders a person decided not to send; their key stays taken,
+    so they are not proposed again at this level (``send --force`` still can)."""
+    if not ids:
+        return []
+    dropped = list((await session.execute(
+        update(Reminder).where(Reminder.id.in_(ids), Reminder.state == PENDING)
+        .values(state=CANCELLED, last_error=f"écartée à la validation par {user}")
+        .returning(Reminder))).scalars())
+    return dropped
 
 
 async def waiting_for(session: AsyncSession, request: Request, *,

@@ -8,14 +8,17 @@ first page of a million-invoice ledger is read without sorting it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relances.daemon import formatting as fmt
 from relances.daemon.ledger.due import open_invoices
 from relances.daemon.models import Customer, Invoice
 
@@ -107,3 +110,29 @@ async def reminders_table(
             on_hold=on_hold, hold_reason=r[16] if on_hold else None, to_send=to_send,
         ))
     return rows
+
+
+CSV_FIELDS = tuple(f.name for f in dataclasses.fields(ReminderRow))
+# The French CSV's header: the screen's names, for the columns it has.
+CSV_HEADERS = tuple({
+    "customer_code": "Code", "affiliate_code": "Affilié", "customer_name": "Nom",
+    "email": "email", "invoice_date": "Date Fac.", "invoice_number": "N° Fac.",
+    "assignment": "Affect.", "representative": "Repr.", "total": "Total Fac.",
+    "remaining": "Reste", "due_date": "Échéance", "payment_method": "Ech.",
+    "last_reminded_on": "Relancé le", "level": "N", "days_overdue": "Retard (jours)",
+    "on_hold": "Litige", "hold_reason": "Motif du litige", "to_send": "À envoyer",
+}[name] for name in CSV_FIELDS)
+CENTS = Decimal("0.01")
+
+
+def csv_cells(row: ReminderRow) -> list[Any]:
+    """The JSON output's values with their types kept (amounts as numbers, to the
+    cent), for :func:`~relances.daemon.formatting.write_csv` to tell text from numbers."""
+    values = [getattr(row, name) for name in CSV_FIELDS]
+    return [v.quantize(CENTS) if isinstance(v, Decimal) else v for v in values]
+
+
+def write_rows_csv(out: IO[str], rows: Iterable[ReminderRow], *, french: bool = True) -> None:
+    """The reminders table as CSV: for a French spreadsheet, or in the ``csv-en`` form."""
+    fmt.write_csv(out, CSV_HEADERS if french else CSV_FIELDS, (csv_cells(r) for r in rows),
+                  french=french)

@@ -102,6 +102,22 @@ def _row(r: Any, as_of: dt.date, settings: Any) -> ScreenRow:
     )
 
 
+def _ordered(query: Any, sort: str, descending: bool) -> Any:
+    column = SORTS.get(sort, SORTS[DEFAULT_SORT])
+    order = [column.desc() if descending else column.asc()]
+    if column is not Invoice.number:
+        order.append(Invoice.number.desc() if descending else Invoice.number.asc())
+    return query.order_by(None).order_by(*order)
+
+
+async def all_rows(session: AsyncSession, settings: Any, *, as_of: dt.date,
+                   wanted: TableFilter = TableFilter(), sort: str = DEFAULT_SORT,
+                   descending: bool = False) -> list[ScreenRow]:
+    """Every row of the table a filter shows, in its order (the CSV export)."""
+    result = await session.execute(_ordered(_filtered(as_of, wanted), sort, descending))
+    return [_row(r, as_of, settings) for r in result]
+
+
 async def reminders_page(
     session: AsyncSession, settings: Any, *, as_of: dt.date, wanted: TableFilter = TableFilter(),
     sort: str = DEFAULT_SORT, descending: bool = False, page: int = 1, page_size: int = 50,
@@ -117,12 +133,8 @@ async def reminders_page(
         select(func.count(), func.sum(sub.c.total), func.sum(sub.c.remaining)))).one()
     pages = max(1, -(-count // page_size))
     page = min(max(page, 1), pages)
-    column = SORTS.get(sort, SORTS[DEFAULT_SORT])
-    order = [column.desc() if descending else column.asc()]
-    if column is not Invoice.number:
-        order.append(Invoice.number.desc() if descending else Invoice.number.asc())
     result = await session.execute(
-        query.order_by(None).order_by(*order).limit(page_size).offset((page - 1) * page_size))
+        _ordered(query, sort, descending).limit(page_size).offset((page - 1) * page_size))
     return TablePage(
         rows=[_row(r, as_of, settings) for r in result], count=count,
         total=total if total is not None else Decimal(0),  # the sum keeps the Money type

@@ -5,7 +5,7 @@ its signals; ``jobs`` are the two scheduled jobs (escalate, dispatch);
 ``preflight`` checks the settings, channels and templates before anything
 runs; ``locks`` keeps daemons from stepping on each other; ``systemd``
 speaks the notify protocol; ``status`` reads what the service did and what
-waits; ``forget`` erases a customer once the retention of the records has
+waits, ``dashboard`` the overdue by age and what reminders recovered; ``forget`` erases a customer once the retention of the records has
 passed (it crosses every stage below, so it lives here).
 
 May import every stage below it (dispatch, letters, escalation, ledger)

@@ -1,7 +1,7 @@
 """What the service has done and what waits: the outbox by state, the
 reminders that wait for a person, the last runs and failures.
 
-``relances status`` prints it; the web screen will show the same.
+``relances status`` prints it; the web screen's dashboard shows the same.
 """
 
 from __future__ import annotations

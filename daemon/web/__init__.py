@@ -11,7 +11,10 @@ application; ``accounts`` keeps the people and API tokens (tables
 checks CSRF tokens; ``guard`` rate-limits logins and sets the security
 headers; ``rendering`` is the Jinja2 environment of the pages (autoescape
 on, apart from the letters' sandbox); ``pages``, ``actions``, ``login`` and
-``api`` are the routes.
+``api`` are the routes; ``sending`` (a letter with its preview, a reprint,
+the PDF that left, the escalation, a batch), ``review`` (À valider),
+``dashboard`` (Tableau de bord) and ``exports`` (CSV, the printed table)
+are the routes of what leaves and what is summed up.
 
 Reads the ledger through its functions and writes only the users and
 api_tokens tables itself.  May import service, dispatch, letters,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -14,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from relances.daemon.storage import App
-from relances.daemon.web import actions, api, login, pages
+from relances.daemon.web import actions, api, dashboard, exports, login, pages, review, sending
 from relances.daemon.web.auth import CsrfRefused, Forbidden, LoginRequired, NotFound
 from relances.daemon.web.guard import LoginLimiter, security_headers
 from relances.daemon.web.rendering import STATIC, Pages
@@ -42,6 +44,13 @@ def create_app(app: App, *, secret: str | None = None) -> FastAPI:
         try:
             yield
         finally:
+            batch = web.state.batch
+            if batch is not None and batch.task is not None and not batch.task.done():
+                batch.task.cancel()  # what was claimed goes back to the outbox when leases end
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await batch.task
+            if web.state.renderer is not None:
+                web.state.renderer.close()
             await app.close()
 
     web = FastAPI(title="Relances", version=_version(), lifespan=lifespan,
@@ -53,6 +62,8 @@ def create_app(app: App, *, secret: str | None = None) -> FastAPI:
     web.state.pages = Pages()
     web.state.codec = SessionCodec(secret or session_secret(app.settings),
                                    idle_seconds=settings.idle_minutes * 60)
+    web.state.renderer = None  # render workers, started at the first letter (sending)
+    web.state.batch = None  # the batch sent from the screen, if any (sending.Batch)
     web.state.limiter = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
 
     async def session_cookie(request: Request,
@@ -74,7 +85,7 @@ def create_app(app: App, *, secret: str | None = None) -> FastAPI:
     web.middleware("http")(session_cookie)
     web.middleware("http")(security_headers)
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (login, pages, actions, api):
+    for module in (login, exports, pages, actions, sending, review, dashboard, api):
         web.include_router(module.router)
     _error_pages(web)
     return web

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relances.daemon import formatting as fmt
+from relances.daemon.dispatch.reprint import Sent, sent_for, sent_to
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger import book, screens
 from relances.daemon.ledger.parsing import parse_amount
@@ -88,7 +89,7 @@ async def reminders(request: Request, viewer: PageViewer) -> Response:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return _pages(request).render(
         request, "relances.html", page=page, params=params, columns=COLUMNS, sort=sort,
-        descending=descending, today=today, here=here)
+        descending=descending, today=today, here=here, batch=request.app.state.batch)
 
 
 def _history(app: Any, steps: list[book.Step],
@@ -100,6 +101,19 @@ def _history(app: Any, steps: list[book.Step],
         lines.append({"date": day, "heure": time, "action": step.action, "user": step.user,
                       "reference": step.reference or "",
                       "facture": numbers[index] if numbers is not None else None})
+    return lines
+
+
+def document_lines(app: Any, sent: list[Sent]) -> list[dict[str, Any]]:
+    """The lines of a table of the documents that left, each with its PDF's link."""
+    lines = []
+    for item in sent:
+        day, time = fmt.local_time(item.sent_at, app.settings.zone)
+        word = "Relevé" if item.kind == "statement" else "Relance"
+        lines.append({"id": item.reminder_id, "date": day, "heure": time,
+                      "document": f"{word} niveau {item.level}", "canal": item.channel,
+                      "factures": ", ".join(item.invoice_numbers),
+                      "taille": f"{max(1, round(item.size / 1024))} Ko"})
     return lines
 
 
@@ -117,12 +131,14 @@ async def customer_card(code: str, request: Request,
         due = await book.amount_due(session, customer)
         notes = await book.notes_of(session, customer)
         timeline = await book.customer_timeline(session, customer, limit=HISTORY_SHOWN)
+        sent = await sent_to(session, customer.id, limit=HISTORY_SHOWN)
     overdue = sum((i.remaining for i in invoices if i.due_date < today), Decimal(0))
     history = _history(app, [step for step, _ in timeline], [number for _, number in timeline])
     return _pages(request).render(
         request, "client.html", customer=customer, invoices=invoices, due=due, overdue=overdue,
         today=today, notes=[(fmt.local_time(n.at, app.settings.zone), n) for n in notes],
-        history=history, history_shown=HISTORY_SHOWN, here=request.url.path)
+        history=history, history_shown=HISTORY_SHOWN, documents=document_lines(app, sent),
+        here=request.url.path)
 
 
 @router.get("/factures/{number:path}")
@@ -138,9 +154,10 @@ async def invoice_detail(number: str, request: Request,
         customer = await book.customer_of(session, invoice)
         steps = await book.invoice_history(session, invoice.id)
         payments = await screens.payments_of(session, invoice)
+        sent = await sent_for(session, invoice)
     overdue = (today - invoice.due_date).days
     on_hold = invoice.on_hold and (invoice.hold_until is None or invoice.hold_until >= today)
     return _pages(request).render(
         request, "facture.html", invoice=invoice, customer=customer, payments=payments,
         history=_history(app, steps), overdue=overdue, on_hold=on_hold, today=today,
-        here=request.url.path)
+        documents=document_lines(app, sent), here=request.url.path)
