@@ -174,3 +174,53 @@ def test_a_day_at_the_reminders_table(server: str, page, shots: Path) -> None:  
 
     # No script ran from a customer's name, and the policy blocked nothing of ours.
     assert page.problems == []
+
+
+def _log_in(page, server: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/login")
+    page.get_by_label("Nom d'utilisateur").fill(name)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(f"{server}/relances")
+
+
+def test_escalating_previewing_and_sending_a_letter(server: str, page, shots: Path,  # type: ignore[no-untyped-def]
+                                                    people: Cli) -> None:
+    from relances.daemon.config import load_settings
+
+    _log_in(page, server, "envoi")
+    # The escalation's dry run lists what would move; nothing is written until applied.
+    page.get_by_role("button", name="Simuler").click()
+    assert "0 → 1" in page.locator("table.escalade").inner_text()
+    page.get_by_role("button", name="Appliquer l'incrémentation").click()
+    page.wait_for_url(f"{server}/relances")
+    assert "4 factures passées au niveau supérieur (niveau 1 : 4)." in \
+        page.locator(".message").inner_text()
+
+    # A row's letter: its page, the preview as the PDF it would be, then the send.
+    row = page.locator('tr[data-facture="COD_F1023"]')
+    row.get_by_text("Actions").click()
+    row.get_by_role("link", name="Envoyer ou réimprimer…").click()
+    page.wait_for_url(f"{server}/envoi/COD_F1023")
+    href = page.get_by_role("link", name="Aperçu de la lettre (niveau 1)").get_attribute("href")
+    preview = page.request.get(f"{server}{href}")
+    assert preview.ok and preview.headers["content-type"] == "application/pdf"
+    assert preview.body().startswith(b"%PDF")
+    page.get_by_label("Canal").select_option("archive")
+    page.get_by_role("button", name="Envoyer", exact=True).click()
+    page.wait_for_url(f"{server}/envoi/COD_F1023")
+    assert page.locator(".message").inner_text() == "COD_F1023 : 1 envoyée (archive : 1)."
+    _shot(page, shots, "envoi.png")
+
+    # The PDF that left opens from the documents sent, byte for byte the archived file.
+    link = page.locator("table.documents").get_by_role("link", name="Ouvrir le PDF")
+    sent = page.request.get(f"{server}{link.get_attribute('href')}")
+    [archived] = (load_settings(people.settings).data_path / "letters").glob("*.pdf")
+    assert sent.body() == archived.read_bytes()
+
+    page.get_by_role("link", name="Tableau de bord").click()
+    page.wait_for_url(f"{server}/tableau-de-bord")
+    assert page.locator("svg.graphique rect").count() == 4
+    assert "Archive" in page.locator("table.recouvrement").inner_text()
+    _shot(page, shots, "tableau-de-bord.png")
+    assert page.problems == []
