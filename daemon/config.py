@@ -25,6 +25,7 @@ from stdnum import iban as stdnum_iban
 
 from relances.daemon.errors import ConfigError
 from relances.daemon.safeyaml import decoded, parse_yaml, shown
+from relances.daemon.webconfig import WebSettings
 
 CONFIG_ENV = "RELANCES_CONFIG"
 DATABASE_URL_ENV = "RELANCES_DATABASE_URL"
@@ -252,22 +253,6 @@ class DaemonSettings(_Model):
     watchdog: bool = True
     confirm_every_seconds: int = Field(60, ge=1, le=86400)
     confirm_within_minutes: int = Field(360, ge=1, le=30 * 1440)
-
-
-class WebSettings(_Model):
-    """The web screen (``relances web``)."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
-    # The key that signs session cookies, shared by every instance; the
-    # environment's RELANCES_WEB_SECRET wins; null: generated in data_dir.
-    session_secret_file: Path | None = None
-    idle_minutes: int = Field(30, ge=1, le=7 * 1440)
-    # Cookies only over HTTPS: set it behind a reverse proxy with TLS.
-    secure_cookies: bool = False
-    login_attempts: int = Field(5, ge=1, le=1000)
-    login_window_seconds: int = Field(300, ge=1, le=86400)
-    page_size: int = Field(50, ge=10, le=1000)
 
 
 class Settings(_Model):

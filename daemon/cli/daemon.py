@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 
@@ -23,13 +24,23 @@ def daemon_command(ctx: Context, once: bool) -> None:
     """Run the service: escalation and dispatch on the schedule of settings.yaml.
 
     Stops cleanly on SIGTERM or SIGINT (a second SIGINT forces it); SIGHUP
-    reloads the settings and templates.
+    reloads the settings and templates.  With web.enabled, it serves the web
+    screen too, on web.host:web.port.
     """
     configure_logging("DEBUG" if ctx.verbose > 1 else "INFO")
     # Their INFO lines say nothing an administrator needs (job added, context impl).
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(serve(ctx.config, ctx.user, once=once))
+    asyncio.run(serve(ctx.config, ctx.user, once=once, beside=_screen))
+
+
+def _screen(app: App) -> contextlib.AbstractAsyncContextManager[None]:
+    """The web screen beside the service when ``web.enabled`` is set."""
+    if not app.settings.web.enabled:
+        return contextlib.nullcontext()
+    from relances.daemon.cli.web import served_beside
+
+    return served_beside(app)
 
 
 def _when(app: App, value: dt.datetime | None) -> str:

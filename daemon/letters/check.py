@@ -73,7 +73,9 @@ def _render_sample(settings: Settings, language: str, template: str,
         render_template(env, template, context)
 
 
-def _check_samples(settings: Settings) -> None:
+def check_samples(settings: Settings) -> None:
+    """Render every template of every language against the samples; ConfigError on the first
+    that fails."""
     with one_worker(init_bounded, (Limits.of(settings), os.getpid())) as worker:
         for language in LANGUAGES:
             for template, context in _samples(settings, language):
@@ -171,6 +173,6 @@ def check_templates(settings: Settings) -> list[str]:
                           f"templates folder not found: {settings.path(user)}")
     key = fingerprint(settings)
     if not _passed_before(settings, key):
-        _check_samples(settings)
+        check_samples(settings)
         _remember(settings, key)
     return _warnings(settings)

@@ -4,7 +4,8 @@ Templates are edited by users, so they are untrusted: they run in an
 immutable sandbox with strict undefined and autoescape, see only plain
 dicts, and neither the loader nor the PDF engine reads anything but
 regular files under the templates folders, links resolved (``data:`` URLs
-aside).  A user folder (``letters.templates_dir``) overrides any packaged
+aside).  A user folder (``letters.templates_dir``, by default
+``DATA_DIR/templates``) overrides any packaged
 template of the same name.  What one template may produce is bounded
 (``letters.render_output_mb``, and powers too large to print); its time
 and memory are bounded by the worker that runs it
@@ -57,14 +58,18 @@ def language_of(settings: Settings, wanted: str | None) -> str:
     return wanted if wanted in LANGUAGES else settings.letters.default_language
 
 
+def user_folder(settings: Settings) -> Path:
+    """The user's templates: ``letters.templates_dir``, else ``DATA_DIR/templates`` (where
+    the web screen's letter editor saves)."""
+    if settings.letters.templates_dir is not None:
+        return settings.path(settings.letters.templates_dir)
+    return settings.data_path / "templates"
+
+
 def template_dirs(settings: Settings, language: str) -> list[Path]:
     """Where templates are looked up, first match wins: the user's folder, then ours."""
-    dirs: list[Path] = []
-    if settings.letters.templates_dir is not None:
-        user = settings.path(settings.letters.templates_dir)
-        dirs += [user / language, user / "common"]
-    dirs += [PACKAGE_DIR / language, PACKAGE_DIR / "common"]
-    return dirs
+    user = user_folder(settings)
+    return [user / language, user / "common", PACKAGE_DIR / language, PACKAGE_DIR / "common"]
 
 
 def find_file(dirs: Iterable[Path], name: str) -> Path:

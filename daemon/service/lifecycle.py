@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -323,10 +324,20 @@ class Service:
         self.notifier.close()
 
 
-async def serve(config: Path, user: str, *, once: bool = False) -> None:
+async def serve(config: Path, user: str, *, once: bool = False,
+                beside: Callable[[App], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+                ) -> None:
+    """Run the service until it is stopped.  ``beside(app)``, when given, is
+    entered once the service has started and left before it shuts down: the
+    command line serves the web screen in it (the service knows nothing of
+    the web); a ``once`` run enters nothing beside it."""
     service = Service(config, user, once=once)
     try:
         await service.startup()
-        await service.run()
+        assert service.app is not None
+        around = (beside(service.app) if beside is not None and not once
+                  else contextlib.nullcontext())
+        async with around:
+            await service.run()
     finally:
         await service.shutdown()

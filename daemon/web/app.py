@@ -14,9 +14,20 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from relances.daemon.storage import App
-from relances.daemon.web import actions, api, dashboard, exports, login, pages, review, sending
+from relances.daemon.web import (
+    actions,
+    api,
+    dashboard,
+    editor,
+    exports,
+    login,
+    pages,
+    review,
+    sending,
+)
 from relances.daemon.web.auth import CsrfRefused, Forbidden, LoginRequired, NotFound
 from relances.daemon.web.guard import LoginLimiter, security_headers
 from relances.daemon.web.rendering import STATIC, Pages
@@ -34,8 +45,9 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def create_app(app: App, *, secret: str | None = None) -> FastAPI:
-    """The web screen over ``app``'s settings and database; closes the database on shutdown."""
+def create_app(app: App, *, secret: str | None = None, shared: bool = False) -> FastAPI:
+    """The web screen over ``app``'s settings and database; closes the database on
+    shutdown, unless ``shared`` (the daemon's, which closes it itself)."""
     settings = app.settings.web
 
     @asynccontextmanager
@@ -51,10 +63,12 @@ def create_app(app: App, *, secret: str | None = None) -> FastAPI:
                     await batch.task
             if web.state.renderer is not None:
                 web.state.renderer.close()
-            await app.close()
+            if not shared:
+                await app.close()
 
     web = FastAPI(title="Relances", version=_version(), lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None,
+                  servers=[{"url": settings.base_url}],
                   description="Relances' JSON API: the reminders table, invoices, customers, "
                               "payments and holds. Send `Authorization: Bearer TOKEN` "
                               "(`relances user token NAME --role …`).")
@@ -84,8 +98,12 @@ def create_app(app: App, *, secret: str | None = None) -> FastAPI:
     # The last added runs first: the headers go on every answer, error pages included.
     web.middleware("http")(session_cookie)
     web.middleware("http")(security_headers)
+    if settings.trusted_proxies:
+        # The client's address and scheme from the listed proxies' forwarded headers
+        # (the login limits, the logs); from any other client the headers are ignored.
+        web.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (login, exports, pages, actions, sending, review, dashboard, api):
+    for module in (login, exports, pages, actions, sending, review, dashboard, editor, api):
         web.include_router(module.router)
     _error_pages(web)
     return web

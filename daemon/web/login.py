@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -11,6 +13,7 @@ from relances.daemon.web.auth import csrf_form, relances, session_of
 from relances.daemon.web.guard import LoginLimiter, safe_return
 from relances.daemon.web.rendering import Pages
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
@@ -37,8 +40,10 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("mot_de_passe", ""))
     target = safe_return(str(form.get("suivant", "")))
     limiter: LoginLimiter = request.app.state.limiter
-    keys = (f"ip:{request.client.host if request.client else '?'}", f"name:{name.lower()}")
+    address = request.client.host if request.client else "?"
+    keys = (f"ip:{address}", f"name:{name.lower()}")
     if limiter.blocked(*keys):
+        log.warning("login of %r from %s refused: too many attempts", name, address)
         session.flash("Trop de tentatives de connexion : réessayez dans quelques minutes.", "error")
         return _pages(request).render(request, "login.html", status_code=429, suivant=target,
                                       login_name=name)
@@ -47,10 +52,12 @@ async def login_submit(request: Request) -> Response:
         if user is not None:
             session.log_in(user.name, user.password_hash)
     if user is None:
+        log.warning("login of %r from %s failed", name, address)
         limiter.failed(*keys)
         session.flash("Nom ou mot de passe incorrect.", "error")
         return _pages(request).render(request, "login.html", status_code=401, suivant=target,
                                       login_name=name)
+    log.info("%s logged in from %s", user.name, address)
     limiter.succeeded(keys[1])
     return RedirectResponse(target, status_code=303)
 

@@ -213,3 +213,16 @@ def test_valid_addresses_still_import(cli: Cli, tmp_path: Path, tsv: Callable[..
     cli(["import", "customers", str(customers)])
     (row,) = json.loads(cli(["list", "--format", "json", "--as-of", "2024-06-01"]).stdout)
     assert row["email"] is None  # an empty cell still clears the address
+
+
+def test_an_import_is_recorded_with_its_counts_and_a_dry_run_or_a_refusal_is_not(
+        cli: Cli, tmp_path: Path) -> None:
+    cli(["import", "fec", str(TAB_FEC), "--dry-run"])
+    bad = tmp_path / "bad.txt"
+    bad.write_text(TAB_FEC.read_text(encoding="utf-8").replace("240,00", "24x,00"), encoding="utf-8")
+    cli(["import", "fec", str(bad)], ok=False)
+    assert "Last import of each source" not in cli("status").stdout
+    cli(["import", "fec", str(TAB_FEC)])
+    status = cli("status").stdout
+    assert "Last import of each source:" in status
+    assert f"fec       {TAB_FEC.name}: " in status and "5 new" in status

@@ -282,8 +282,8 @@ def test_a_passed_check_is_remembered_until_what_it_read_changes(
     good = '{% extends "layout.html" %}\n{% block body %}<p>{{ customer.name }}</p>{% endblock %}\n'
     settings = override(tmp_path, "letter_2.html", good)
     runs: list[int] = []
-    real = check._check_samples
-    monkeypatch.setattr(check, "_check_samples", lambda s: (runs.append(1), real(s))[1])
+    real = check.check_samples
+    monkeypatch.setattr(check, "check_samples", lambda s: (runs.append(1), real(s))[1])
 
     check_templates(settings)
     check_templates(settings)

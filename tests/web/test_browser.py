@@ -224,3 +224,63 @@ def test_escalating_previewing_and_sending_a_letter(server: str, page, shots: Pa
     assert "Archive" in page.locator("table.recouvrement").inner_text()
     _shot(page, shots, "tableau-de-bord.png")
     assert page.problems == []
+
+
+def test_editing_the_level_1_letter_with_its_live_preview(server: str, page, shots: Path,  # type: ignore[no-untyped-def]
+                                                          people: Cli) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from relances.daemon.config import load_settings
+
+    # What the server answers the frame's requests, passed on to the frame unchanged.
+    answers: list[bytes] = []
+
+    def keep(route) -> None:  # type: ignore[no-untyped-def]
+        response = route.fetch()
+        if response.headers["content-type"] == "application/pdf":
+            answers.append(response.body())
+        route.fulfill(response=response)
+
+    def previewed(count: int) -> str:
+        deadline = time.monotonic() + 30
+        while len(answers) < count:
+            assert time.monotonic() < deadline, f"{len(answers)} previews, not {count}"
+            page.wait_for_timeout(100)
+        return " ".join(p.extract_text() for p in PdfReader(io.BytesIO(answers[-1])).pages)
+
+    page.route(f"{server}/courriers/apercu", keep)
+    _log_in(page, server, "admin")
+    page.get_by_role("link", name="Courriers").click()
+    assert "Il s'agit sans doute d'un simple oubli." in previewed(1)
+    text = page.locator("#texte")
+    # A merge field clicked goes in at the cursor; the preview follows the text by itself.
+    original = text.input_value()
+    at = original.index("Il s'agit")
+    text.evaluate(f"t => {{ t.setSelectionRange({at}, {at}); }}")
+    page.locator('button.champ[data-champ="{{ customer.name }}"]').click()
+    assert "{{ customer.name }}Il s'agit" in text.input_value()
+    assert "DANIERE FLORENCEIl s'agit" in previewed(2)
+    text.fill(original.replace("Il s'agit sans doute d'un simple oubli.",
+                               "Un simple oubli, sans doute, {{ customer.name }} ?"))
+    assert "Un simple oubli, sans doute, DANIERE FLORENCE ?" in previewed(3)
+    _shot(page, shots, "courriers.png")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Enregistrer").click()
+    assert page.url == f"{server}/courriers?niveau=1&langue=fr"
+    assert "enregistrée dans" in page.locator(".message").inner_text()
+    saved = load_settings(people.settings).data_path / "templates" / "fr" / "letter_1.html"
+    assert "Un simple oubli, sans doute" in saved.read_text(encoding="utf-8")
+
+    # A template the check refuses is not saved, and the text typed stays.
+    text.fill(original.replace("<p>Madame, Monsieur,</p>", "<p>{{ facture.numero }}</p>"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Enregistrer").click()
+    assert "Modèle refusé" in page.locator(".message.error").inner_text()
+    assert "unknown merge field 'facture'" in page.locator(".message.error").inner_text()
+    assert "<p>{{ facture.numero }}</p>" in page.locator("#texte").input_value()
+    assert "Un simple oubli, sans doute" in saved.read_text(encoding="utf-8")
+    page.unroute_all(behavior="ignoreErrors")
+    # The refusal is a 422, which the console reports; nothing else went wrong.
+    assert [p for p in page.problems if "status of 422" not in p] == []
