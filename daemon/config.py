@@ -187,6 +187,8 @@ class CustomerSettings(_Model):
     keep_years: int = Field(10, ge=10, le=100)
     # Days a customer's reply to a reminder pauses their reminders; 0: it does not.
     reply_pause_days: int = Field(14, ge=0, le=365)
+    # Days after a promised payment date during which reminders still wait for it.
+    promise_grace_days: int = Field(3, ge=0, le=90)
 
 
 class CompleteGuard(_Model):

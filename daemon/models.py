@@ -120,6 +120,10 @@ class Customer(Base):
     review_until: Mapped[dt.date | None] = mapped_column(Date)
     # The customer replied to a reminder: no new reminder until then (or a person resumes).
     paused_until: Mapped[dt.date | None] = mapped_column(Date)
+    # The customer promised to pay on promised_on: no new reminder until promise_until
+    # (that day and a grace period); then, still unpaid, the promise was not kept.
+    promised_on: Mapped[dt.date | None] = mapped_column(Date)
+    promise_until: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import click
 
+from relances.daemon import formatting as fmt
 from relances.daemon.cli.main import async_command
 from relances.daemon.cli.options import AMOUNT, DATE
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger import book
+from relances.daemon.ledger import book, promises
 from relances.daemon.storage import App
 
 
@@ -67,11 +68,24 @@ async def release_command(app: App, number: str) -> None:
 @click.option("--kind", type=click.Choice(["call", "email", "letter", "visit", "note"]),
               default="note", show_default=True)
 @click.option("--invoice", "number", default=None, help="The invoice the exchange is about.")
+@click.option("--promise", "promised_on", type=DATE, default=None, metavar="DATE",
+              help="The customer promised to pay on DATE: no reminder until then and "
+                   "customers.promise_grace_days.")
 @async_command
-async def note_command(app: App, code: str, text: str, kind: str, number: str | None) -> None:
-    """Record a call or an exchange with customer CODE."""
+async def note_command(app: App, code: str, text: str, kind: str, number: str | None,
+                       promised_on: dt.date | None) -> None:
+    """Record a call or an exchange with customer CODE (with --promise, a promise to pay)."""
     async with app.sessions.begin() as session:
         customer = await book.customer_by_code(session, code)
+        if promised_on is not None:
+            await promises.record_promise(
+                session, customer, user=app.user, on=promised_on, text=text,
+                grace_days=app.settings.customers.promise_grace_days,
+                as_of=app.settings.today())
+            until = customer.promise_until
+            click.echo(f"{code}: promise to pay on {fmt.date(promised_on)} recorded; "
+                       f"no reminder until {fmt.date(until)}")
+            return
         invoice = await book.invoice_by_number(session, number) if number else None
         await book.add_note(session, customer, user=app.user, text=text, kind=kind,
                               invoice=invoice)

@@ -176,6 +176,10 @@ async def customer_command(app: App, code: str, kind: str | None, forget: bool, 
                          ("Relances", "refusées (opt-out)" if customer.opted_out else
                           f"suspendues jusqu'au {customer.paused_until:%d/%m/%Y} (réponse du "
                           "client)" if customer.paused_until and customer.paused_until >= today
+                          else None),
+                         ("Promesse", f"règlement promis pour le {fmt.date(customer.promised_on)}, "
+                          f"relances suspendues jusqu'au {fmt.date(customer.promise_until)}"
+                          if customer.promise_until and customer.promise_until >= today
                           else None)):
         if value:
             click.echo(f"{label:<10} {fmt.printable(value)}")

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.escalation.rule import rule
+from relances.daemon.ledger.promises import lapse_promises
 from relances.daemon.models import Customer, Invoice, RunRecord, utcnow
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ async def escalate(
             result.changes.append(Change(number, code, level, level + 1))
             result.moved[level + 1] += 1
         return result
+    # Promises whose day and grace have passed end first: the history says
+    # whether each was kept, and the customers' reminders resume.
+    await lapse_promises(session, as_of=as_of, user=user)
     run = RunRecord(job="escalate", user=user, started_at=utcnow(), host=socket.gethostname())
     session.add(run)
     await session.flush()

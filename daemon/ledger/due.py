@@ -45,10 +45,12 @@ def held(as_of: dt.date) -> Any:
 def remindable(as_of: dt.date) -> ColumnElement[bool]:
     """An invoice that a reminder may go to at all: open, overdue, not disputed,
     of a customer who has not opted out, has no bank payment waiting for
-    review that may be theirs and whose reply has not paused them."""
+    review that may be theirs, whose reply has not paused them and whose
+    promise to pay has not run out."""
     silent = select(Customer.id).where(or_(Customer.opted_out.is_(True),
                                            Customer.review_until >= as_of,
-                                           Customer.paused_until >= as_of))
+                                           Customer.paused_until >= as_of,
+                                           Customer.promise_until >= as_of))
     return and_(open_invoices(), Invoice.due_date < as_of, not_(held(as_of)),
                 Invoice.customer_id.not_in(silent))
 
@@ -114,6 +116,10 @@ def not_remindable(settings: Settings, customer: Customer, invoice: Invoice | No
         return "a bank payment that may be theirs waits for review"
     if customer.paused_until is not None and customer.paused_until >= as_of:
         return f"the customer replied: reminders pause until {customer.paused_until:%d/%m/%Y}"
+    if customer.promise_until is not None and customer.promise_until >= as_of:
+        assert customer.promised_on is not None
+        return (f"the customer promised to pay on {customer.promised_on:%d/%m/%Y}: reminders "
+                f"wait until {customer.promise_until:%d/%m/%Y}")
     if invoice is None:
         return None
     if invoice.remaining <= 0:

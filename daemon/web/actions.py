@@ -19,14 +19,15 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from relances.daemon import formatting as fmt
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger import book
+from relances.daemon.ledger import book, promises
 from relances.daemon.ledger.parsing import parse_amount, parse_date
 from relances.daemon.web.auth import Viewer, changing_form, relances, session_of
 from relances.daemon.web.guard import safe_return
 
 router = APIRouter(include_in_schema=False)
-NOTE_KINDS = ("call", "email", "letter", "visit", "note")
+NOTE_KINDS = ("call", "email", "letter", "visit", "note", "promise")
 
 
 def _field(form: FormData, name: str) -> str:
@@ -120,8 +121,19 @@ async def add_note(request: Request) -> Response:
         if kind not in NOTE_KINDS:
             raise ValueError(f"type de note inconnu : {kind}")
         customer = await book.customer_by_code(db, code)
-        await book.add_note(db, customer, user=viewer.name, text=_field(form, "texte")[:4000],
-                            kind=kind)
+        text = _field(form, "texte")[:4000]
+        if kind == "promise" or _field(form, "promesse_le"):
+            on = _date_field(form, "promesse_le", None)
+            if on is None:
+                raise ValueError(f"{code} : indiquez la date du règlement promis.")
+            settings = relances(request).settings
+            await promises.record_promise(
+                db, customer, user=viewer.name, on=on, text=text, as_of=settings.today(),
+                grace_days=settings.customers.promise_grace_days)
+            assert customer.promise_until is not None
+            return (f"{code} : promesse de règlement pour le {fmt.date(on)} enregistrée, "
+                    f"relances suspendues jusqu'au {fmt.date(customer.promise_until)}.")
+        await book.add_note(db, customer, user=viewer.name, text=text, kind=kind)
         return f"{code} : note enregistrée."
 
     return await _act(request, "gestion", body)

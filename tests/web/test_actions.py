@@ -140,3 +140,29 @@ def test_every_action_checks_the_role_on_the_server(as_role, people: Cli, role: 
         assert role in history and "appel" in notes
     else:  # nothing was written
         assert "(aucune étape)" in history and "(aucune)" in notes
+
+
+def test_a_promise_to_pay_from_the_card_holds_the_customers_reminders(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    people(["set-level", "COD_F1023", "1"])
+    day = dt.datetime.now(ZoneInfo("Europe/Paris")).date() + dt.timedelta(days=7)
+    browser = as_role("gestion")
+    page = browser.get("/clients/DAN01").text
+    assert '<option value="promise">Promesse de règlement</option>' in page
+    browser.post("/actions/note", {"client": "DAN01", "type": "promise", "texte": "par virement",
+                                   "promesse_le": "", "retour": "/clients/DAN01"})
+    assert "DAN01 : indiquez la date du règlement promis." in browser.get("/clients/DAN01").text
+    browser.post("/actions/note", {"client": "DAN01", "type": "promise", "texte": "par virement",
+                                   "promesse_le": day.strftime("%d/%m/%Y"),
+                                   "retour": "/clients/DAN01"})
+    until = (day + dt.timedelta(days=3)).strftime("%d/%m/%Y")
+    page = browser.get("/clients/DAN01").text
+    assert (f"DAN01 : promesse de règlement pour le {day:%d/%m/%Y} enregistrée, relances "
+            f"suspendues jusqu&#39;au {until}.") in page
+    assert f"Règlement promis pour le {day:%d/%m/%Y} : relances suspendues jusqu'au {until}" in page
+    assert f"Promesse de règlement pour le {day:%d/%m/%Y} : par virement" in page
+    assert re.search(rf"Promesse de règlement pour le {day:%d/%m/%Y} \(relances suspendues "
+                     rf"jusqu&#39;au {until}\)</td><td>gestion", page)
+    assert "0 reminders would be sent" in people(["send", "--dry-run"]).stdout
