@@ -482,3 +482,18 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LetterOption(Base):
+    """A level's letter as a person set it on the screen (Courriers), over the settings:
+    whether it joins the copy of the invoice, for one policy."""
+
+    __tablename__ = "letter_options"
+    __table_args__ = (UniqueConstraint("policy", "level", name="uq_letter_options_level"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    policy: Mapped[str] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(Integer)
+    attach_invoice: Mapped[bool] = mapped_column(Boolean)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -180,9 +180,10 @@ def _country_name(value: str) -> str:
 def build_context(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,
                   kind: str, level: int, as_of: dt.date, language: str,
                   payments: Mapping[int, Sequence[tuple[dt.date, Decimal]]] | None = None,
-                  ) -> dict[str, Any]:
+                  attach_invoice: bool | None = None) -> dict[str, Any]:
     """The merge fields of one letter or statement (see ``docs/merge-fields.md``);
-    ``payments``: each invoice's (day, amount), for the interest of the days before them."""
+    ``payments``: each invoice's (day, amount), for the interest of the days before them;
+    ``attach_invoice``: whether the copy is joined, when a person set it (else the policy)."""
     policy = settings.policy(customer.policy)
     level_policy = policy.level(level)
     # Penalties and the indemnity only for a business or a public buyer: never
@@ -213,7 +214,8 @@ def build_context(settings: Settings, customer: Customer, invoices: Sequence[Inv
         "place": settings.sender.place or settings.sender.city,
         "deadline": as_of + dt.timedelta(days=policy.formal_notice_deadline_days),
         "deadline_days": policy.formal_notice_deadline_days,
-        "attach_invoice": level_policy.attach_invoice,
+        "attach_invoice": (level_policy.attach_invoice if attach_invoice is None
+                           else attach_invoice),
         "sender": sender_fields(settings),
         "customer": {**customer_fields(customer), "address": window_address(settings, customer)},
         "invoice": rows[0] if kind == "letter" else None,

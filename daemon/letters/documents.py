@@ -25,6 +25,7 @@ from relances.daemon.ledger.book import InvoiceCopies, invoice_copy_path
 from relances.daemon.ledger.due import overdue_invoices
 from relances.daemon.letters.context import build_context, customer_fields
 from relances.daemon.letters.job import Kind, LetterJob
+from relances.daemon.letters.options import attach_invoice
 from relances.daemon.letters.templating import language_of
 from relances.daemon.models import Customer, Invoice, Payment
 
@@ -106,13 +107,13 @@ async def _payments(session: AsyncSession,
 
 
 def _job(settings: Settings, customer: Customer, invoices: Sequence[Invoice], *,
-         kind: Kind, level: int, as_of: dt.date, pm: Any,
+         kind: Kind, level: int, as_of: dt.date, pm: Any, attach: bool,
          payments: dict[int, list[tuple[dt.date, Decimal]]] | None = None) -> LetterJob:
     language = language_of(settings, customer.language)
-    policy = settings.policy(customer.policy).level(level)
-    copies = _copies(settings, invoices, level, policy.attach_invoice)
+    copies = _copies(settings, invoices, level, attach)
     context = build_context(settings, customer, invoices, kind=kind, level=level,
-                            as_of=as_of, language=language, payments=payments)
+                            as_of=as_of, language=language, payments=payments,
+                            attach_invoice=attach)
     if pm is not None:
         context = _plugin_fields(pm, context, level, kind)
     key = invoices[0].number if kind == "letter" else customer.code
@@ -144,7 +145,8 @@ async def prepare_letter(session: AsyncSession, settings: Settings, invoice_numb
     if level not in (1, 2, 3):
         raise RenderError(f"invoice {invoice_number}: no reminder level {level} (1 to 3)")
     return _job(settings, customer, [invoice], kind="letter", level=level, as_of=as_of, pm=pm,
-                payments=await _payments(session, [invoice]))
+                payments=await _payments(session, [invoice]),
+                attach=await attach_invoice(session, settings, customer.policy, level))
 
 
 async def prepare_statement(session: AsyncSession, settings: Settings, customer_code: str, *,
@@ -166,7 +168,8 @@ async def prepare_statement(session: AsyncSession, settings: Settings, customer_
         raise NothingToSend(f"customer {customer_code}: every overdue invoice is at level 0: "
                             "nothing to send")
     return _job(settings, customer, invoices, kind="statement", level=level, as_of=as_of,
-                pm=pm, payments=await _payments(session, invoices))
+                pm=pm, payments=await _payments(session, invoices),
+                attach=await attach_invoice(session, settings, customer.policy, level))
 
 
 async def prepare_statement_for(session: AsyncSession, settings: Settings, key: str, *,

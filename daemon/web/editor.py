@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from relances.daemon.errors import ConfigError, LedgerError, RelancesError
-from relances.daemon.letters import editing
+from relances.daemon.letters import editing, options
 from relances.daemon.letters.documents import prepare_letter
 from relances.daemon.letters.mergefields import LETTER_FIELDS
 from relances.daemon.letters.pool import Renderer
@@ -71,19 +71,33 @@ async def _sample_invoice(request: Request) -> str:
     return number or ""
 
 
+async def _attach(request: Request, level: int) -> list[tuple[str, bool]]:
+    """(policy, joins the invoice's copy) at ``level``, as set on the screen or in settings."""
+    app = relances(request)
+    async with app.sessions() as session:
+        chosen = await options.attach_choices(session)
+    return [(name, chosen.get((name, level), policy.level(level).attach_invoice))
+            for name, policy in app.settings.policies.items()]
+
+
+async def _page(request: Request, level: int, language: str, text: str, own: bool,
+                numero: str, status_code: int = 200) -> Response:
+    app = relances(request)
+    pages: Pages = request.app.state.pages
+    return pages.render(
+        request, "courriers.html", status_code=status_code, level=level, language=language,
+        text=text, own=own, languages=LANGUAGE_LABELS, fields=merge_fields(),
+        attach=await _attach(request, level), folder=user_folder(app.settings),
+        numero=numero or await _sample_invoice(request))
+
+
 @router.get("/courriers")
 async def editor_page(request: Request, viewer: PageViewer) -> Response:
     viewer.require("admin")
-    app = relances(request)
     level, language = _where(request.query_params)
-    text, own = editing.source_of(app.settings, language, level)
-    rules = app.settings.policy(None).level(level)
-    pages: Pages = request.app.state.pages
-    return pages.render(
-        request, "courriers.html", level=level, language=language, text=text, own=own,
-        languages=LANGUAGE_LABELS, fields=merge_fields(), attach=rules.attach_invoice,
-        folder=user_folder(app.settings), numero=request.query_params.get("numero", "")
-        or await _sample_invoice(request))
+    text, own = editing.source_of(relances(request).settings, language, level)
+    return await _page(request, level, language, text, own,
+                       request.query_params.get("numero", ""))
 
 
 @router.post("/courriers/apercu")
@@ -122,14 +136,9 @@ async def save_draft(request: Request) -> Response:
         path = await asyncio.to_thread(editing.save, app.settings, language, level, text)
     except ConfigError as exc:
         session_of(request).flash(f"Modèle refusé, rien n'est enregistré : {exc}", "error")
-        pages: Pages = request.app.state.pages
         # The page again with the draft, so that nothing typed is lost.
-        rules = app.settings.policy(None).level(level)
-        return pages.render(
-            request, "courriers.html", status_code=422, level=level, language=language,
-            text=text, own=True, languages=LANGUAGE_LABELS, fields=merge_fields(),
-            attach=rules.attach_invoice, folder=user_folder(app.settings),
-            numero=_field(form, "numero"))
+        return await _page(request, level, language, text, True, _field(form, "numero"),
+                           status_code=422)
     log.info("%s saved %s", viewer.name, path)
     session_of(request).flash(f"Lettre de niveau {level} ({LANGUAGE_LABELS[language]}) "
                               f"enregistrée dans {path}.")
@@ -144,4 +153,26 @@ async def restore_builtin(request: Request) -> Response:
         log.info("%s restored the built-in letter %s/%s", viewer.name, language, level)
         session_of(request).flash(f"Lettre de niveau {level} : le modèle fourni s'applique "
                                   "de nouveau.")
+    return RedirectResponse(f"/courriers?niveau={level}&langue={language}", status_code=303)
+
+
+@router.post("/courriers/copie")
+async def set_attach(request: Request) -> Response:
+    """Tick or untick "joindre la copie de la facture" for a level of a policy."""
+    viewer, form = await changing_form(request, "admin")
+    app = relances(request)
+    level, language = _where(form)
+    policy = _field(form, "politique") or options.DEFAULT_POLICY
+    if policy not in app.settings.policies:
+        session_of(request).flash(f"Politique inconnue : {policy}", "error")
+    else:
+        attach = _field(form, "joindre") == "1"
+        async with app.sessions.begin() as session:
+            await options.set_attach_invoice(session, app.settings, policy, level, attach,
+                                             user=viewer.name)
+        log.info("%s: level %s of policy %s %s the invoice's copy", viewer.name, level, policy,
+                 "joins" if attach else "no longer joins")
+        said = "joint" if attach else "ne joint plus"
+        session_of(request).flash(f"La lettre de niveau {level} ({policy}) {said} la copie de "
+                                  "la facture.")
     return RedirectResponse(f"/courriers?niveau={level}&langue={language}", status_code=303)

@@ -115,3 +115,30 @@ def test_a_folder_the_service_cannot_write_is_said(as_role, people: Cli) -> None
     said = html.unescape(" ".join(messages(answer.text)))
     assert f"{blocker / 'fr'}: cannot write there" in said, said
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_joining_the_invoice_copy_is_ticked_in_the_editor(as_role, people: Cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "l.pdf"
+    # Level 3 joins the copy by default: with no invoice PDF, its letter cannot be made.
+    refused = people(["preview", "COD_F1023", "--level", "3", "-o", str(out)], ok=False)
+    assert refused.exit_code != 0 and "the copy to attach is missing" in refused.stderr
+    admin = as_role("admin")
+    page = admin.get("/courriers?niveau=3&langue=fr").text
+    assert 'name="joindre" value="1" class="envoi-auto" checked' in page
+    assert "doit contenir une copie de la facture" not in page
+    admin.post("/courriers/copie", {"niveau": "3", "langue": "fr", "politique": "default"})
+    page = admin.get("/courriers?niveau=3&langue=fr").text
+    assert "La lettre de niveau 3 (default) ne joint plus la copie de la facture." in messages(page)
+    assert 'name="joindre" value="1" class="envoi-auto">' in page
+    assert ("En France, pour être valide juridiquement, une relance de niveau 3 doit contenir "
+            "une copie de la facture.") in page
+    people(["preview", "COD_F1023", "--level", "3", "-o", str(out)])
+    assert "appended" not in people(["preview", "COD_F1023", "--level", "3", "-o", str(out)]).stdout
+    # Level 1 ticked: its letter now needs the copy too.
+    admin.post("/courriers/copie", {"niveau": "1", "langue": "fr", "politique": "default",
+                                    "joindre": "1"})
+    refused = people(["preview", "COD_F1023", "--level", "1", "-o", str(out)], ok=False)
+    assert "the copy to attach is missing" in refused.stderr
+    assert "doit contenir" not in admin.get("/courriers?niveau=1&langue=fr").text
+    admin.post("/courriers/copie", {"niveau": "1", "langue": "fr", "politique": "nope"})
+    assert "Politique inconnue : nope" in messages(admin.get("/courriers?niveau=1").text)

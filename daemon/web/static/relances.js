@@ -2,7 +2,8 @@
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   // A level chosen in the table is sent at once (the OK button is for browsers without script).
-  document.querySelectorAll("select.envoi-auto").forEach(function (select) {
+  // So is "joindre la copie de la facture" in the letter editor.
+  document.querySelectorAll("select.envoi-auto, input.envoi-auto").forEach(function (select) {
     var form = select.form;
     form.querySelectorAll(".sans-script").forEach(function (button) { button.hidden = true; });
     select.addEventListener("change", function () { form.requestSubmit(); });
