@@ -8,11 +8,12 @@ with ``screens`` for the filters, sorting and paging of the table).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from relances.daemon import formatting as fmt
 from relances.daemon.dispatch.reprint import Sent, sent_for, sent_to
@@ -141,6 +142,31 @@ async def customer_card(code: str, request: Request,
         here=request.url.path)
 
 
+def invoice_copy(app: Any, invoice: Any) -> Path | None:
+    """The invoice's own PDF, when there is one the letters could join (inside the
+    invoices folder, links resolved)."""
+    path = book.invoice_copy_path(app.settings, invoice)
+    if book.InvoiceCopies(app.settings).refusal(path) is not None or not path.is_file():
+        return None
+    return path
+
+
+@router.get("/copies/{number:path}")
+async def invoice_copy_pdf(number: str, request: Request, viewer: PageViewer) -> Response:
+    """The copy of the invoice, as a level that joins it would join it."""
+    app = relances(request)
+    async with app.sessions() as session:
+        try:
+            invoice = await book.invoice_by_number(session, number)
+        except LedgerError:
+            raise NotFound(f"Aucune facture n° « {number} ».") from None
+    path = invoice_copy(app, invoice)
+    if path is None:
+        raise NotFound(f"Aucune copie de la facture {number} dans le dossier des factures.")
+    return FileResponse(path, media_type="application/pdf", content_disposition_type="inline",
+                        filename=f"facture-{book.invoice_file_name(number)}.pdf")
+
+
 @router.get("/factures/{number:path}")
 async def invoice_detail(number: str, request: Request,
                          viewer: PageViewer) -> Response:
@@ -160,4 +186,5 @@ async def invoice_detail(number: str, request: Request,
     return _pages(request).render(
         request, "facture.html", invoice=invoice, customer=customer, payments=payments,
         history=_history(app, steps), overdue=overdue, on_hold=on_hold, today=today,
-        documents=document_lines(app, sent), here=request.url.path)
+        documents=document_lines(app, sent), copy=invoice_copy(app, invoice) is not None,
+        here=request.url.path)

@@ -212,3 +212,27 @@ def test_the_invoice_page(as_role, people: Cli) -> None:  # type: ignore[no-unty
 def test_an_unknown_customer_or_invoice(as_role, path: str, text: str) -> None:  # type: ignore[no-untyped-def]
     page = as_role("lecture").get(path)
     assert page.status_code == 404 and text in page.text
+
+
+def test_the_invoice_page_opens_its_copy_and_nothing_outside_the_folder(as_role, people: Cli,  # type: ignore[no-untyped-def]
+                                                                        tmp_path) -> None:
+    from relances.daemon.config import load_settings
+    from relances.daemon.ledger.book import invoices_folder
+
+    browser = as_role("lecture")
+    assert "aucune dans le dossier des factures" in browser.get("/factures/COD_F1023").text
+    assert browser.get("/copies/COD_F1023").status_code == 404
+    folder = invoices_folder(load_settings(people.settings))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "COD_F1023.pdf").write_bytes(b"%PDF-1.4 la facture\n%%EOF\n")
+    page = browser.get("/factures/COD_F1023").text
+    assert 'href="/copies/COD_F1023"' in page
+    copy = browser.get("/copies/COD_F1023")
+    assert copy.headers["content-type"] == "application/pdf"
+    assert copy.content == b"%PDF-1.4 la facture\n%%EOF\n"
+    # A link in the folder to a file outside it is not a copy.
+    secret = tmp_path / "secret.pdf"
+    secret.write_bytes(b"%PDF secret")
+    (folder / "COD_F1026.pdf").symlink_to(secret)
+    assert browser.get("/copies/COD_F1026").status_code == 404
+    assert "aucune dans le dossier des factures" in browser.get("/factures/COD_F1026").text
