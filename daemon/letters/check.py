@@ -64,13 +64,29 @@ _ENVIRONMENTS: dict[str, LetterEnvironment] = {}
 
 
 def _render_sample(settings: Settings, language: str, template: str,
-                   context: dict[str, Any]) -> None:
+                   context: dict[str, Any]) -> str:
     """In the check's worker process: render one template against one sample."""
     env = _ENVIRONMENTS.get(language)
     if env is None:
         env = _ENVIRONMENTS[language] = make_environment(settings, language)
     with bounded(Limits.of(settings), template_file(settings, language, template)):
-        render_template(env, template, context)
+        return render_template(env, template, context)
+
+
+def rendered_samples(settings: Settings, language: str, templates: list[str],
+                     context: dict[str, Any]) -> list[str]:
+    """Templates rendered against one sample, in a worker of its own under the check's
+    bounds: what each writes (ConfigError when one fails)."""
+    written = []
+    with one_worker(init_bounded, (Limits.of(settings), os.getpid())) as worker:
+        for template in templates:
+            try:
+                written.append(result_of(worker.submit(
+                    _render_sample, settings, language, template, context),
+                    f"{language}/{template}"))
+            except RenderError as exc:
+                raise ConfigError(str(exc)) from None
+    return written
 
 
 def check_samples(settings: Settings) -> None:

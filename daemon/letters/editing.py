@@ -11,7 +11,9 @@ the message names the file as it would be saved.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +22,8 @@ from pathlib import Path
 
 from relances.daemon.config import Settings
 from relances.daemon.errors import ConfigError, RenderError
-from relances.daemon.letters.check import check_samples
+from relances.daemon.letters.check import check_samples, rendered_samples
+from relances.daemon.letters.mergefields import sample_context
 from relances.daemon.letters.templating import LANGUAGES, find_file, template_dirs, user_folder
 
 EDITABLE = {1: "letter_1.html", 2: "letter_2.html", 3: "letter_3.html"}
@@ -71,15 +74,36 @@ def drafted(settings: Settings, language: str, level: int, text: str) -> Iterato
         yield settings.model_copy(update={"letters": letters})
 
 
+BARE = "_bare_letter.html"  # the layout with nothing of a letter's own, to compare with
+
+
+def _words(written: str) -> str:
+    body = re.split(r"<body\b", written, maxsplit=1)[-1]  # not the title, which is the subject
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", body)).split())
+
+
 def check_draft(settings: Settings, language: str, level: int, text: str) -> None:
     """Raise ConfigError, naming the file as it would be saved, unless every template
-    renders against the samples with ``text`` as this level's letter."""
+    renders against the samples with ``text`` as this level's letter, and the letter's
+    own text names its invoice: beyond what the layout writes around every letter (the
+    subject, the enclosures), so that an empty or cut template never sends a blank
+    letter."""
+    target = user_folder(settings) / _language(language) / template_name(level)
     with drafted(settings, language, level, text) as draft:
+        scratch = str(draft.letters.templates_dir)
         try:
             check_samples(draft)
+            assert draft.letters.templates_dir is not None
+            (Path(draft.letters.templates_dir) / language / BARE).write_text(
+                '{% extends "layout.html" %}', encoding="utf-8")
+            sample = sample_context(draft, kind="letter", level=level, language=language)
+            letter, bare = rendered_samples(draft, language, [template_name(level), BARE], sample)
         except (ConfigError, RenderError) as exc:
-            scratch = str(draft.letters.templates_dir)
             raise ConfigError(str(exc).replace(scratch, str(user_folder(settings)))) from None
+    number = sample["invoice"]["number"]
+    if _words(letter).count(number) <= _words(bare).count(number):
+        raise ConfigError(f"{target}: the letter does not name its invoice: a reminder says "
+                          "which invoice it is about ({{ invoice.number }})")
 
 
 def save(settings: Settings, language: str, level: int, text: str) -> Path:

@@ -2,7 +2,8 @@
 amount by age, and what was recovered after each level's reminders.
 
 A payment counts as recovered by a reminder when it is paid within
-``RECOVERY_DAYS`` days from the day the reminder left (that day included),
+``RECOVERY_DAYS`` days from the day the reminder left (that day included,
+when the payment was recorded after the reminder left),
 for an invoice the reminder named (a letter's invoice, the invoices a
 statement listed); a payment that follows two reminders counts once, for
 the later one.
@@ -45,6 +46,10 @@ class Recovery:
     amount: Decimal = field(default_factory=lambda: Decimal(0))
 
 
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)  # SQLite
+
+
 async def overdue_by_age(session: AsyncSession, as_of: dt.date) -> list[AgeBand]:
     """Open invoices past their due date, by days late (on ``as_of``)."""
     limits = [as_of - dt.timedelta(days=days) for days in (30, 60, 90)]
@@ -75,7 +80,7 @@ async def recovered(session: AsyncSession, zone: ZoneInfo, as_of: dt.date) -> li
             select(Invoice.id, Invoice.customer_id, Invoice.number)
             .where(Invoice.customer_id.in_(customers)))}
     # Each invoice's reminders, by the day they left.
-    left: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
+    left: dict[int, list[tuple[dt.date, dt.datetime, int]]] = defaultdict(list)
     groups: dict[int, tuple[int, str]] = {}
     for row in sent:
         assert row.sent_at is not None
@@ -85,25 +90,27 @@ async def recovered(session: AsyncSession, zone: ZoneInfo, as_of: dt.date) -> li
                     [by_number[(row.customer_id, n)] for n in row.invoice_numbers.split(",")
                      if (row.customer_id, n) in by_number])
         for invoice_id in invoices:
-            left[invoice_id].append((day, row.id))
+            left[invoice_id].append((day, _aware(row.sent_at), row.id))
     table: dict[tuple[int, str], Recovery] = {}
     for level, channel in groups.values():
         table.setdefault((level, channel), Recovery(level, channel))
     for key in groups.values():
         table[key].sent += 1
     followed: set[int] = set()
-    first = min(day for days in left.values() for day, _ in days)
+    first = min(day for days in left.values() for day, _, _ in days)
     payments = await session.execute(
-        select(Payment.invoice_id, Payment.paid_on, Payment.amount)
+        select(Payment.invoice_id, Payment.paid_on, Payment.amount, Payment.recorded_at)
         .where(Payment.invoice_id.in_(select(Reminder.invoice_id).where(
             Reminder.sent_at >= since, Reminder.invoice_id.is_not(None)).union(
             select(Invoice.id).where(Invoice.customer_id.in_(customers)))),
             Payment.paid_on >= first))
-    for invoice_id, paid_on, amount in payments:
-        before = [(day, rid) for day, rid in left.get(invoice_id, ()) if day <= paid_on]
+    for invoice_id, paid_on, amount, recorded_at in payments:
+        # Paid the day a reminder left: it followed the reminder if it was recorded after.
+        before = [(day, at, rid) for day, at, rid in left.get(invoice_id, ())
+                  if day < paid_on or (day == paid_on and at <= _aware(recorded_at))]
         if not before:
             continue
-        day, reminder_id = max(before)
+        day, _, reminder_id = max(before)
         if (paid_on - day).days < RECOVERY_DAYS:
             table[groups[reminder_id]].amount += amount
             followed.add(reminder_id)

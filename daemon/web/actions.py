@@ -48,6 +48,14 @@ async def _act(request: Request, needed: str,
     return RedirectResponse(safe_return(_field(form, "retour")), status_code=303)
 
 
+def _limited(form: FormData, name: str, limit: int, label: str) -> str:
+    """A text field, refused rather than cut when it is longer than the ledger keeps."""
+    text = _field(form, name)
+    if len(text) > limit:
+        raise ValueError(f"« {label} » : {limit} caractères au plus ({len(text)} saisis).")
+    return text
+
+
 def _date_field(form: FormData, name: str, default: dt.date | None) -> dt.date | None:
     text = _field(form, name)
     return parse_date(text) if text else default
@@ -73,12 +81,18 @@ async def record_payment(request: Request) -> Response:
         number = _field(form, "numero")
         invoice = await book.invoice_by_number(db, number)
         text = _field(form, "montant")
-        amount = parse_amount(text) if text else invoice.remaining
-        paid_on = _date_field(form, "date", None) or relances(request).settings.today()
-        reference = _field(form, "reference")[:100]
+        if not text:
+            raise ValueError(f"{number} : indiquez le montant du règlement.")
+        amount = parse_amount(text)
+        today = relances(request).settings.today()
+        paid_on = _date_field(form, "date", None) or today
+        if paid_on > today:
+            raise ValueError(f"{number} : un règlement reçu le {fmt.date(paid_on)} serait dans "
+                             "le futur.")
+        reference = _limited(form, "reference", 100, "Réf.")
         recorded = await book.record_payment(
             db, invoice, amount=amount, paid_on=paid_on, user=viewer.name,
-            method=_field(form, "mode")[:64] or None, reference=reference)
+            method=_limited(form, "mode", 64, "Mode") or None, reference=reference)
         if not recorded:
             raise LedgerError(f"{number} : un règlement de référence « {reference} » "
                               "est déjà enregistré.")
@@ -92,11 +106,15 @@ async def record_payment(request: Request) -> Response:
 @router.post("/actions/litige")
 async def hold(request: Request) -> Response:
     async def body(db: AsyncSession, viewer: Viewer, form: FormData) -> str:
-        number, reason = _field(form, "numero"), _field(form, "motif")[:180]
+        number, reason = _field(form, "numero"), _limited(form, "motif", 180, "Motif")
         if not reason:
             raise ValueError(f"{number} : indiquez le motif du litige.")
         invoice = await book.invoice_by_number(db, number)
         until = _date_field(form, "jusqu_au", None)
+        if invoice.remaining <= 0:
+            raise ValueError(f"{number} : la facture est réglée, rien à mettre en litige.")
+        if until is not None and until < relances(request).settings.today():
+            raise ValueError(f"{number} : un litige jusqu'au {fmt.date(until)} serait déjà fini.")
         await book.set_hold(db, invoice, user=viewer.name, reason=reason, until=until)
         return f"{number} : mis en litige ({reason})."
 
@@ -108,6 +126,8 @@ async def release(request: Request) -> Response:
     async def body(db: AsyncSession, viewer: Viewer, form: FormData) -> str:
         number = _field(form, "numero")
         invoice = await book.invoice_by_number(db, number)
+        if not invoice.on_hold:
+            raise ValueError(f"{number} : la facture n'est pas en litige.")
         await book.release_hold(db, invoice, user=viewer.name)
         return f"{number} : litige levé."
 
@@ -121,7 +141,7 @@ async def add_note(request: Request) -> Response:
         if kind not in NOTE_KINDS:
             raise ValueError(f"type de note inconnu : {kind}")
         customer = await book.customer_by_code(db, code)
-        text = _field(form, "texte")[:4000]
+        text = _limited(form, "texte", 4000, "Échange")
         if kind == "promise" or _field(form, "promesse_le"):
             on = _date_field(form, "promesse_le", None)
             if on is None:

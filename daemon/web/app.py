@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -136,6 +137,17 @@ def _error_pages(web: FastAPI) -> None:
         return page(request, 403, "Formulaire refusé",
                     "Ce formulaire a expiré ou ne vient pas de cette page : "
                     "rechargez la page et recommencez.")
+
+    @web.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=exc.headers)
+        title, text = {
+            404: ("Introuvable", "Cette page n'existe pas."),
+            405: ("Action impossible", "Cette adresse ne s'utilise pas ainsi."),
+        }.get(exc.status_code, ("Erreur", f"La demande n'a pas abouti ({exc.status_code})."))
+        return page(request, exc.status_code, title, text)
 
     @web.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:

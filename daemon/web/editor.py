@@ -60,8 +60,23 @@ def _field(form: FormData, name: str) -> str:
 
 
 def _where(form: FormData | Any) -> tuple[int, str]:
+    """The letter a page asks for (an unknown one shows level 1 in French)."""
     level = int(_choice(str(form.get("niveau", "1")), ("1", "2", "3"), "1"))
     return level, _choice(str(form.get("langue", "fr")), LANGUAGES, "fr")
+
+
+def _posted(form: FormData) -> tuple[int, str]:
+    """The letter a form changes: exactly one that exists, or nothing is changed."""
+    level, language = _field(form, "niveau"), _field(form, "langue")
+    if level not in ("1", "2", "3") or language not in LANGUAGES:
+        raise ConfigError(f"aucune lettre de niveau « {level[:10]} » en « {language[:10]} » "
+                          "(niveaux 1 à 3, langues fr et en) : rien n'est changé")
+    return int(level), language
+
+
+async def _refused(request: Request, exc: ConfigError) -> Response:
+    session_of(request).flash(str(exc), "error")
+    return RedirectResponse("/courriers", status_code=303)
 
 
 async def _sample_invoice(request: Request) -> str:
@@ -105,9 +120,14 @@ async def preview_draft(request: Request) -> Response:
     """The draft rendered as the letter of a real invoice; shown in the editor's frame."""
     viewer, form = await changing_form(request, "admin")
     app = relances(request)
-    level, language = _where(form)
     number = _field(form, "numero").strip()
     pages: Pages = request.app.state.pages
+    try:
+        level, language = _posted(form)
+    except ConfigError as exc:
+        answer = pages.render(request, "apercu_erreur.html", status_code=422, text=str(exc))
+        answer.headers.update(FRAMED)
+        return answer
     try:
         with editing.drafted(app.settings, language, level, _field(form, "texte")) as draft:
             async with app.sessions() as session:
@@ -129,7 +149,10 @@ async def preview_draft(request: Request) -> Response:
 async def save_draft(request: Request) -> Response:
     viewer, form = await changing_form(request, "admin")
     app = relances(request)
-    level, language = _where(form)
+    try:
+        level, language = _posted(form)
+    except ConfigError as exc:
+        return await _refused(request, exc)
     text = _field(form, "texte")
     here = f"/courriers?niveau={level}&langue={language}"
     try:
@@ -148,8 +171,14 @@ async def save_draft(request: Request) -> Response:
 @router.post("/courriers/retablir")
 async def restore_builtin(request: Request) -> Response:
     viewer, form = await changing_form(request, "admin")
-    level, language = _where(form)
-    if editing.restore(relances(request).settings, language, level):
+    try:
+        level, language = _posted(form)
+    except ConfigError as exc:
+        return await _refused(request, exc)
+    if _field(form, "confirmer") != "1":
+        session_of(request).flash("Cochez la case pour confirmer : votre version de la lettre "
+                                  "serait perdue.", "error")
+    elif editing.restore(relances(request).settings, language, level):
         log.info("%s restored the built-in letter %s/%s", viewer.name, language, level)
         session_of(request).flash(f"Lettre de niveau {level} : le modèle fourni s'applique "
                                   "de nouveau.")
@@ -161,7 +190,10 @@ async def set_attach(request: Request) -> Response:
     """Tick or untick "joindre la copie de la facture" for a level of a policy."""
     viewer, form = await changing_form(request, "admin")
     app = relances(request)
-    level, language = _where(form)
+    try:
+        level, language = _posted(form)
+    except ConfigError as exc:
+        return await _refused(request, exc)
     policy = _field(form, "politique") or options.DEFAULT_POLICY
     if policy not in app.settings.policies:
         session_of(request).flash(f"Politique inconnue : {policy}", "error")

@@ -1,9 +1,10 @@
-"""The reminders table taken away: as CSV for Excel (the filter and order on
-screen) and as the printed PDF report of ``relances report``."""
+"""The reminders table taken away, as the filter and order on screen show it:
+as CSV for Excel, and as the printed PDF report of ``relances report``."""
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -22,13 +23,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/relances.csv")
 async def table_csv(request: Request, viewer: PageViewer) -> Response:
     """Every row the filter shows, in the screen's order, as a French spreadsheet opens it."""
-    app = relances(request)
-    wanted, params, _ = table_filter(request)
-    sort = params["tri"] if params["tri"] in screens.SORTS else screens.DEFAULT_SORT
-    today = app.settings.today()
-    async with app.sessions() as session:
-        rows = await screens.all_rows(session, app.settings, as_of=today, wanted=wanted,
-                                      sort=sort, descending=params["ordre"] == "desc")
+    rows, today = await _rows(request)
     buffer = io.StringIO()
     write_rows_csv(buffer, rows, french=request.query_params.get("format") != "csv-en")
     return Response(buffer.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
@@ -36,13 +31,25 @@ async def table_csv(request: Request, viewer: PageViewer) -> Response:
                              f'attachment; filename="relances-{today.isoformat()}.csv"'})
 
 
-@router.get("/relances.pdf")
-async def table_pdf(request: Request, viewer: PageViewer) -> Response:
-    """The printed reminders table (every overdue unpaid invoice), as `relances report`."""
+async def _rows(request: Request) -> tuple[list[screens.ScreenRow], Any]:
+    """Every row the filter of the URL shows, in the screen's order, and the day."""
     app = relances(request)
+    wanted, params, _ = table_filter(request)
+    sort = params["tri"] if params["tri"] in screens.SORTS else screens.DEFAULT_SORT
     today = app.settings.today()
     async with app.sessions() as session:
-        context = await report.load_report_context(session, app.settings, as_of=today)
+        rows = await screens.all_rows(session, app.settings, as_of=today, wanted=wanted,
+                                      sort=sort, descending=params["ordre"] == "desc")
+    return rows, today
+
+
+@router.get("/relances.pdf")
+async def table_pdf(request: Request, viewer: PageViewer) -> Response:
+    """The printed reminders table, as `relances report`, of the rows the filter shows."""
+    app = relances(request)
+    rows, today = await _rows(request)
+    context = report.report_context(app.settings, rows, as_of=today,
+                                    language=app.settings.letters.default_language)
     pdf = await renderer_of(request).render_document(context["language"], report.TEMPLATE,
                                                      context)
     return Response(pdf, media_type="application/pdf", headers={

@@ -25,6 +25,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from relances.daemon import formatting as fmt
 from relances.daemon.dispatch import outbox
 from relances.daemon.dispatch.reprint import document_of, reprint, sent_for
 from relances.daemon.dispatch.run import Dispatcher, Summary, record_run
@@ -96,6 +97,32 @@ async def _dispatch(app: App, renderer: Renderer, ids: list[int], job: str,
     return summary
 
 
+def held_back(settings: Any, customer: Any, invoice: Any, today: dt.date) -> str | None:
+    """Why no reminder may go to ``invoice`` today, in the screen's words (the ledger's
+    :func:`not_remindable`, said in French), or None."""
+    if customer.opted_out:
+        return "le client a demandé à ne plus être relancé"
+    if customer.review_until is not None and customer.review_until >= today:
+        return (f"un virement qui peut être le sien attend d'être rapproché (relances "
+                f"suspendues jusqu'au {fmt.date(customer.review_until)})")
+    if customer.paused_until is not None and customer.paused_until >= today:
+        return (f"le client a répondu : relances suspendues jusqu'au "
+                f"{fmt.date(customer.paused_until)}")
+    if customer.promise_until is not None and customer.promise_until >= today:
+        return (f"le client a promis de régler le {fmt.date(customer.promised_on)} : relances "
+                f"suspendues jusqu'au {fmt.date(customer.promise_until)}")
+    if invoice.remaining <= 0:
+        return "la facture est réglée"
+    least = settings.policy(customer.policy).minimum_amount
+    if invoice.remaining < least:
+        return f"le reste dû est sous le minimum de la politique ({book.euros(least)})"
+    if invoice.on_hold and (invoice.hold_until is None or invoice.hold_until >= today):
+        return "la facture est en litige"
+    if invoice.due_date >= today:
+        return f"la facture n'est échue que le {fmt.date(invoice.due_date)}"
+    return None
+
+
 def _request(app: App, form: FormData, **kwargs: Any) -> outbox.Request:
     channel = _field(form, "canal") or None
     if channel and channel not in app.settings.channels:
@@ -115,13 +142,14 @@ async def send_page(number: str, request: Request, viewer: PageViewer) -> Respon
         customer = await book.customer_of(session, invoice)
         sent = await sent_for(session, invoice)
     policy = app.settings.policy(customer.policy)
+    why = held_back(app.settings, customer, invoice, app.settings.today())
     level = max(invoice.level, 1)
     rules = policy.level(level)
     pages: Pages = request.app.state.pages
     return pages.render(
         request, "envoi.html", invoice=invoice, customer=customer, level=level,
         channels=list(app.settings.channels), level_channels=rules.channels,
-        statement=rules.document == "statement", sent=document_lines(app, sent),
+        statement=rules.document == "statement", sent=document_lines(app, sent), why=why,
         here=request.url.path)
 
 
@@ -182,10 +210,12 @@ async def send_one(request: Request) -> Response:
                       else _request(app, form, invoice=number))
             queued = await outbox.queue(db, app.settings, wanted, user=viewer.name)
             waiting = await outbox.waiting_for(db, wanted)
+            why = held_back(app.settings, customer, invoice, app.settings.today())
         ids = sorted(set(queued.ids) | set(waiting))
         if not ids:
-            session.flash(f"{number} : rien à envoyer, la relance de ce niveau est déjà "
-                          "envoyée ou en file (cochez « envoyer à nouveau »).", "error")
+            session.flash(f"{number} : rien à envoyer, " + (
+                why or "la relance de ce niveau est déjà envoyée ou en file (cochez « envoyer "
+                       "à nouveau »)") + ".", "error")
         else:
             await send_now(request, app, ids, number)
     except (LedgerError, ValueError) as exc:
@@ -254,6 +284,7 @@ async def send_many(request: Request) -> Response:
         return RedirectResponse(retour, status_code=303)
     ids: set[int] = set()
     already = 0
+    kept: list[str] = []  # selected rows no reminder may go to, and why
     try:
         async with app.sessions.begin() as db:
             requests: list[outbox.Request] = []
@@ -263,8 +294,12 @@ async def send_many(request: Request) -> Response:
                 codes = set()
                 for number in numbers:
                     invoice = await book.invoice_by_number(db, number)
-                    if statement:
-                        codes.add((await book.customer_of(db, invoice)).code)
+                    customer = await book.customer_of(db, invoice)
+                    why = held_back(app.settings, customer, invoice, app.settings.today())
+                    if why:
+                        kept.append(f"{number} : {why}")
+                    elif statement:
+                        codes.add(customer.code)
                     else:
                         requests.append(_request(app, form, invoice=number))
                 requests += [_request(app, form, customer=code, statement=True)
@@ -277,8 +312,15 @@ async def send_many(request: Request) -> Response:
     except (LedgerError, ValueError) as exc:
         session.flash(str(exc), "error")
         return RedirectResponse(retour, status_code=303)
+    if kept:
+        session.flash("Non envoyées : " + " ; ".join(kept[:20])
+                      + (f" ; et {len(kept) - 20} autres" if len(kept) > 20 else "") + ".",
+                      "error")
     if not ids:
-        session.flash(f"Rien à envoyer : {already} déjà envoyée(s) ou en file.", "error")
+        session.flash("Rien à envoyer : " + (
+            f"{already} déjà envoyée(s) ou en file." if already else
+            "aucune relance n'est due (chaque facture a reçu celle de son niveau, ou ses "
+            "relances sont suspendues)."), "error")
         return RedirectResponse(retour, status_code=303)
     start_batch(request, app, sorted(ids), already)
     return RedirectResponse(retour, status_code=303)

@@ -166,3 +166,35 @@ def test_a_promise_to_pay_from_the_card_holds_the_customers_reminders(as_role, p
     assert re.search(rf"Promesse de règlement pour le {day:%d/%m/%Y} \(relances suspendues "
                      rf"jusqu&#39;au {until}\)</td><td>gestion", page)
     assert "0 reminders would be sent" in people(["send", "--dry-run"]).stdout
+
+
+def test_forms_refuse_what_a_person_would_not_mean(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("gestion")
+    browser.get("/relances")
+
+    def said(url: str, data: dict[str, str]) -> str:
+        browser.post(url, {**data, "retour": "/relances"})
+        page = browser.get("/relances").text
+        found = re.findall(r'<p class="message error"[^>]*>(.*?)</p>', page, re.S)
+        assert found, (url, data)
+        return found[-1]
+
+    assert said("/actions/reglement", {"numero": "COD_F1023", "montant": ""}) == \
+        "COD_F1023 : indiquez le montant du règlement."
+    assert "serait dans le futur" in said("/actions/reglement", {
+        "numero": "COD_F1023", "montant": "10", "date": "07/12/2099"})
+    assert "« Mode » : 64 caractères au plus (65 saisis)." in said("/actions/reglement", {
+        "numero": "COD_F1023", "montant": "10", "mode": "x" * 65})
+    assert "serait déjà fini" in said("/actions/litige", {
+        "numero": "COD_F1023", "motif": "contesté", "jusqu_au": "01/01/2020"})
+    assert "la facture n&#39;est pas en litige" in said("/actions/fin-litige",
+                                                         {"numero": "COD_F1023"})
+    assert "« Échange » : 4000 caractères au plus" in said("/actions/note", {
+        "client": "DAN01", "type": "note", "texte": "x" * 4001})
+    people(["pay", "COD_F1026"])
+    assert "la facture est réglée" in said("/actions/litige", {"numero": "COD_F1026",
+                                                               "motif": "contesté"})
+    # Nothing of it was written.
+    assert "Aucun règlement." in browser.get("/factures/COD_F1023").text
+    history = people(["history", "COD_F1023"]).stdout
+    assert "litige" not in history.lower() and "Règlement" not in history

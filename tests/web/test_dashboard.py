@@ -38,3 +38,11 @@ def test_a_payment_long_after_the_letter_is_not_recovered_by_it(as_role, people:
     people(["pay", "COD_F1026", "80", "--on", "2026-10-31"])  # before the letter
     words = text_of(as_role("lecture").get("/tableau-de-bord").text)
     assert re.search(r"2\s+Archive\s+1\s+0 \(0 %\)\s+0,00 €", words), words
+
+
+def test_a_payment_recorded_before_the_days_letter_is_not_recovered_by_it(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    people(["set-level", "COD_F1023", "1"])
+    people(["pay", "COD_F1023", "50"])  # today, before the letter
+    people(["send", "--invoice", "COD_F1023"])
+    words = text_of(as_role("lecture").get("/tableau-de-bord").text)
+    assert re.search(r"1\s+Archive\s+1\s+0 \(0 %\)\s+0,00 €", words), words

@@ -73,6 +73,8 @@ def test_saving_writes_the_users_folder_and_letters_use_it(as_role, people: Cli,
     assert "Texte revu pour DANIERE FLORENCE." in pdf_text((tmp_path / "l.pdf").read_bytes())
     # Back to the built-in letter.
     admin.post("/courriers/retablir", {"niveau": "1", "langue": "fr"})
+    assert saved.exists()  # not without the confirmation
+    admin.post("/courriers/retablir", {"niveau": "1", "langue": "fr", "confirmer": "1"})
     assert not saved.exists()
     assert "Le modèle fourni avec Relances" in admin.get("/courriers?niveau=1&langue=fr").text
 
@@ -85,7 +87,10 @@ def test_a_template_that_fails_the_check_is_refused_and_the_draft_kept(as_role, 
             (original.replace("{{ invoice.number }}", "{{ facture.numero }}", 1),
              "unknown merge field 'facture'"),
             (original + "{% if %}", "letter_2.html"),
-            (original.replace("<p>", "<p>{{ ''.__class__.__mro__ }}", 1), "letter_2.html")):
+            (original.replace("<p>", "<p>{{ ''.__class__.__mro__ }}", 1), "letter_2.html"),
+            ("", "the letter does not name its invoice"),
+            ('{% extends "layout.html" %}', "the letter does not name its invoice"),
+            ("Bonjour", "the letter does not name its invoice")):
         answer = admin.post("/courriers/enregistrer", {"niveau": "2", "langue": "fr",
                                                        "texte": wrong})
         assert answer.status_code == 422, wrong[-40:]
@@ -142,3 +147,21 @@ def test_joining_the_invoice_copy_is_ticked_in_the_editor(as_role, people: Cli, 
     assert "doit contenir" not in admin.get("/courriers?niveau=1&langue=fr").text
     admin.post("/courriers/copie", {"niveau": "1", "langue": "fr", "politique": "nope"})
     assert "Politique inconnue : nope" in messages(admin.get("/courriers?niveau=1").text)
+
+
+def test_a_letter_that_does_not_exist_is_never_saved_over_another(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    admin = as_role("admin")
+    admin.get("/courriers")
+    folder = load_settings(people.settings).data_path / "templates"
+    for level, language in (("9", "fr"), ("1", "xx"), ("", ""), ("1 ", "fr")):
+        answer = admin.post("/courriers/enregistrer", {"niveau": level, "langue": language,
+                                                       "texte": "x"})
+        assert answer.status_code == 303
+        said = html.unescape(" ".join(messages(admin.get("/courriers").text)))
+        assert "rien n'est changé" in said, said
+        for url in ("/courriers/copie", "/courriers/retablir"):
+            admin.post(url, {"niveau": level, "langue": language, "confirmer": "1"})
+    assert not folder.exists()
+    preview = admin.post("/courriers/apercu", {"niveau": "9", "langue": "fr", "texte": "x",
+                                               "numero": "COD_F1023"})
+    assert preview.status_code == 422 and "rien n&#39;est changé" in preview.text

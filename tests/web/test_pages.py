@@ -236,3 +236,12 @@ def test_the_invoice_page_opens_its_copy_and_nothing_outside_the_folder(as_role,
     (folder / "COD_F1026.pdf").symlink_to(secret)
     assert browser.get("/copies/COD_F1026").status_code == 404
     assert "aucune dans le dossier des factures" in browser.get("/factures/COD_F1026").text
+
+
+def test_an_address_that_does_not_exist_gets_a_french_page(as_role) -> None:  # type: ignore[no-untyped-def]
+    browser = as_role("lecture")
+    for url in ("/nonexistent", "/documents/abc"):
+        answer = browser.get(url)
+        assert answer.status_code == 404 and "text/html" in answer.headers["content-type"]
+        assert "Cette page n&#39;existe pas." in answer.text or "Cette page n'existe pas." in answer.text
+    assert browser.client.get("/api/nothing").json() == {"detail": "Not Found"}

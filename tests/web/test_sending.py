@@ -185,3 +185,31 @@ def test_the_table_exports_as_csv_for_excel_and_prints_as_pdf(as_role) -> None: 
     assert pdf.headers["content-type"] == "application/pdf"
     printed = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "COD_F1023" in printed and "COD_F1026" in printed
+    # The printed table is the filtered one, as the CSV is.
+    assert 'href="/relances.pdf?client=DAN01"' in page
+    pdf = browser.get("/relances.pdf?client=DAN01")
+    printed = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "COD_F1023" in printed and "COD_F1026" not in printed and "Ech." in printed
+
+
+def test_a_held_customer_is_said_why_nothing_leaves(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    day = dt.datetime.now(ZoneInfo("Europe/Paris")).date() + dt.timedelta(days=5)
+    people(["set-level", "COD_F1023", "1"])
+    people(["set-level", "COD_F1026", "1"])
+    people(["note", "DAN01", "promis", "--promise", day.isoformat()])
+    browser = as_role("envoi")
+    page = browser.get("/envoi/COD_F1023").text
+    assert f"Aucune relance ne partira : le client a promis de régler le {day:%d/%m/%Y}" in page
+    browser.post("/actions/envoi", {"numero": "COD_F1023", "forcer": "1", "retour": "/relances"})
+    [said] = messages(browser.get("/relances").text)
+    assert said.startswith(f"COD_F1023 : rien à envoyer, le client a promis de régler le "
+                           f"{day:%d/%m/%Y}"), said
+    browser.client.post("/actions/envoi-groupe", data={
+        "csrf": browser.csrf, "numeros": ["COD_F1023", "COD_F1026"], "document": "lettre",
+        "retour": "/relances"}, follow_redirects=False)
+    said = messages(browser.get("/relances").text)
+    assert any(m.startswith("Non envoyées : COD_F1023 : le client a promis") for m in said), said
+    assert any(m.startswith("Envoi de 1 relance commencé") for m in said), said
