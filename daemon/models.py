@@ -395,6 +395,7 @@ class BankEntry(Base):
         CheckConstraint("state IN ('matched', 'known', 'review', 'ignored', 'debit')",
                         name="state_known"),
         Index("ix_bank_entries_state", "state"),
+        Index("ix_bank_entries_statement_id", "statement_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -184,7 +184,10 @@ async def _still_as_read(session: AsyncSession, plans: list[_Plan]) -> bool:
 async def _write(session: AsyncSession, statement_id: int, plans: list[_Plan], *, user: str) -> None:
     """The entries, their payments and links, the invoices' new remaining and the history."""
     await bulk_insert(session, BankEntry, [plan.row(statement_id) for plan in plans])
-    ids_of = await _ids_of(session, [plan.entry.identity for plan in plans])
+    # The statement's own rows are exactly those just written: one query, not one per chunk.
+    written = await session.execute(select(BankEntry.identity, BankEntry.id)
+                                    .where(BankEntry.statement_id == statement_id))
+    ids_of: dict[str, int] = dict(written.all())
     ids = [ids_of[plan.entry.identity] for plan in plans]
     payments, links, history = [], [], []
     left: dict[int, Decimal] = {}

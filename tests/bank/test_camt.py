@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import string
 import time
 from decimal import Decimal
@@ -336,6 +337,26 @@ def test_the_bench_statement_reads_the_same_both_ways(tmp_path: Path,
     assert len(taken) == 600 and all(taken)  # every entry of it is plain
     _careful_only(monkeypatch)
     assert read(tmp_path / "releve.xml") == quick
+
+
+@pytest.mark.parametrize("separator", ["\ue000", "\ue001", "\ue002"])
+def test_a_value_holding_a_separator_is_read_whole(separator: str, tmp_path: Path) -> None:
+    """A separator of the quick path inside a remittance text sends that entry, or the whole
+    file, to the careful reader: the text is kept as it is, and no entry is lost or shifted."""
+    text = (DATA / "camt_053_001_08.xml").read_text(encoding="utf-8")
+    first = re.search(r"<Ustrd>([^<]*)</Ustrd>", text)
+    assert first is not None
+    path, same = tmp_path / "releve.xml", tmp_path / "plain" / "releve.xml"
+    path.write_text(text.replace(first.group(0), f"<Ustrd>AVANT{separator}APRES</Ustrd>", 1),
+                    encoding="utf-8")
+    same.parent.mkdir()
+    same.write_text(text, encoding="utf-8")
+    plain = read(same)
+    odd = read(path)
+    assert len(odd.entries) == len(plain.entries)
+    changed = [(a, b) for a, b in zip(plain.entries, odd.entries, strict=True) if a != b]
+    assert len(changed) == 1 and f"AVANT{separator}APRES" in changed[0][1].text
+    assert [e.amount for e in odd.entries] == [e.amount for e in plain.entries]
 
 
 def test_the_quick_iban_check_agrees_with_python_stdnum() -> None:

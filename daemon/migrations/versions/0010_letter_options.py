@@ -8,6 +8,9 @@ Create Date: 2026-12-07 02:00:00
 the copy of the invoice, as ticked in the web screen's letter editor; it
 wins over ``policies.<name>.levels.<N>.attach_invoice``, which stays the
 value of a level nobody set.  Empty after the upgrade: the settings apply.
+
+``bank_entries`` gains an index on ``statement_id``: an import reads back
+the ids of the entries it has just written by their statement.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_letter_options')),
         sa.UniqueConstraint('policy', 'level', name='uq_letter_options_level'),
     )
+    op.create_index('ix_bank_entries_statement_id', 'bank_entries', ['statement_id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_bank_entries_statement_id', table_name='bank_entries')
     op.drop_table('letter_options')
