@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 
 from relances.daemon.errors import LedgerError
-from relances.daemon.ledger import book, screens
+from relances.daemon.ledger import book, promises, screens
 from relances.daemon.models import Customer, Invoice
 from relances.daemon.web.auth import LoginRequired, Viewer, api_viewer, page_viewer, relances
 
@@ -54,6 +54,15 @@ class HoldIn(BaseModel):
     invoice: str
     reason: str = Field(min_length=1, max_length=180)
     until: dt.date | None = None
+
+
+class NoteIn(BaseModel):
+    customer: str = Field(description="The customer's code.")
+    text: str = Field("", max_length=4000)
+    kind: Literal["call", "email", "letter", "visit", "note", "promise"] = "note"
+    promised_on: dt.date | None = Field(
+        None, description="For a promise to pay: the day promised; reminders wait until "
+                          "then and customers.promise_grace_days.")
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -181,6 +190,33 @@ async def release(number: str, request: Request, viewer: Manager) -> dict[str, A
         found = await _invoice_by_number(db, number)
         await book.release_hold(db, found, user=viewer.name)
         return _invoice(found)
+
+
+@router.post("/notes", status_code=201,
+             summary="Note an exchange with a customer, or a promise to pay")
+async def note(body: NoteIn, request: Request, viewer: Manager) -> dict[str, Any]:
+    app = relances(request)
+    async with app.sessions.begin() as db:
+        try:
+            found = await book.customer_by_code(db, body.customer)
+        except LedgerError as exc:
+            raise HTTPException(404, str(exc)) from None
+        try:
+            if body.kind == "promise" or body.promised_on is not None:
+                if body.promised_on is None:
+                    raise LedgerError(f"{found.code}: a promise to pay needs promised_on")
+                written = await promises.record_promise(
+                    db, found, user=viewer.name, on=body.promised_on, text=body.text,
+                    grace_days=app.settings.customers.promise_grace_days,
+                    as_of=app.settings.today())
+            else:
+                written = await book.add_note(db, found, user=viewer.name, text=body.text,
+                                              kind=body.kind)
+        except LedgerError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"customer": found.code, "kind": written.kind, "text": written.text,
+                "reminders_wait_until": (found.promise_until.isoformat()
+                                         if found.promise_until else None)}
 
 
 @router.get("/openapi.json", include_in_schema=False)

@@ -105,6 +105,28 @@ def test_holds(client: TestClient, people: Cli, tokens: dict[str, str]) -> None:
     assert "api:erp-gestion" in people(["history", "COD_F1023"]).stdout
 
 
+def test_notes_and_promises(client: TestClient, people: Cli, tokens: dict[str, str]) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    people(["set-level", "COD_F1023", "1"])
+    call = {"customer": "DAN01", "kind": "call", "text": "rappel demain"}
+    assert client.post("/api/notes", json=call, headers=bearer(tokens["lecture"])).status_code == 403
+    noted = client.post("/api/notes", json=call, headers=bearer(tokens["gestion"]))
+    assert noted.status_code == 201 and noted.json()["text"] == "rappel demain"
+    day = dt.datetime.now(ZoneInfo("Europe/Paris")).date() + dt.timedelta(days=4)
+    promise = {"customer": "DAN01", "kind": "promise", "promised_on": day.isoformat()}
+    answer = client.post("/api/notes", json=promise, headers=bearer(tokens["gestion"])).json()
+    assert answer["reminders_wait_until"] == (day + dt.timedelta(days=3)).isoformat()
+    assert "0 reminders would be sent" in people(["send", "--dry-run"]).stdout
+    for wrong, status in (({"customer": "NOPE", "text": "x"}, 404),
+                          ({"customer": "DAN01", "kind": "promise"}, 422),
+                          ({"customer": "DAN01", "kind": "visite", "text": "x"}, 422),
+                          ({"customer": "DAN01", "promised_on": "2020-01-01"}, 422)):
+        assert client.post("/api/notes", json=wrong,
+                           headers=bearer(tokens["gestion"])).status_code == status, wrong
+
+
 def test_a_browser_session_does_not_open_the_api_to_changes(client: TestClient, people: Cli) -> None:
     Browser(client).login("admin")
     response = client.post("/api/payments", json={"invoice": "COD_F1023"})
@@ -116,7 +138,7 @@ def test_the_openapi_description(client: TestClient, tokens: dict[str, str]) -> 
     spec = client.get("/api/openapi.json", headers=bearer(tokens["lecture"])).json()
     assert spec["info"]["title"] == "Relances"
     assert {"/api/reminders", "/api/invoices", "/api/invoices/{number}", "/api/customers/{code}",
-            "/api/payments", "/api/holds", "/api/holds/{number}"} <= set(spec["paths"])
+            "/api/payments", "/api/holds", "/api/holds/{number}", "/api/notes"} <= set(spec["paths"])
     assert not [p for p in spec["paths"] if not p.startswith("/api/")]  # the pages are not API
     assert "PaymentIn" in spec["components"]["schemas"]
     # A logged-in person may read it in the browser.
