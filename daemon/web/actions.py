@@ -23,16 +23,11 @@ from relances.daemon import formatting as fmt
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger import book, promises
 from relances.daemon.ledger.parsing import parse_amount, parse_date
-from relances.daemon.web.auth import Viewer, changing_form, relances, session_of
+from relances.daemon.web.auth import Viewer, changing_form, form_field, relances, session_of
 from relances.daemon.web.guard import safe_return
 
 router = APIRouter(include_in_schema=False)
 NOTE_KINDS = ("call", "email", "letter", "visit", "note", "promise")
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 async def _act(request: Request, needed: str,
@@ -45,26 +40,26 @@ async def _act(request: Request, needed: str,
             session.flash(await body(db, viewer, form))
     except (LedgerError, ValueError) as exc:
         session.flash(str(exc), "error")
-    return RedirectResponse(safe_return(_field(form, "retour")), status_code=303)
+    return RedirectResponse(safe_return(form_field(form, "retour")), status_code=303)
 
 
 def _limited(form: FormData, name: str, limit: int, label: str) -> str:
     """A text field, refused rather than cut when it is longer than the ledger keeps."""
-    text = _field(form, name)
+    text = form_field(form, name)
     if len(text) > limit:
         raise ValueError(f"« {label} » : {limit} caractères au plus ({len(text)} saisis).")
     return text
 
 
 def _date_field(form: FormData, name: str, default: dt.date | None) -> dt.date | None:
-    text = _field(form, name)
+    text = form_field(form, name)
     return parse_date(text) if text else default
 
 
 @router.post("/actions/niveau")
 async def set_level(request: Request) -> Response:
     async def body(db: AsyncSession, viewer: Viewer, form: FormData) -> str:
-        number, text = _field(form, "numero"), _field(form, "niveau")
+        number, text = form_field(form, "numero"), form_field(form, "niveau")
         if text not in ("0", "1", "2", "3"):
             raise ValueError(f"{number} : un niveau est 0, 1, 2 ou 3.")
         invoice = await book.invoice_by_number(db, number)
@@ -78,9 +73,9 @@ async def set_level(request: Request) -> Response:
 @router.post("/actions/reglement")
 async def record_payment(request: Request) -> Response:
     async def body(db: AsyncSession, viewer: Viewer, form: FormData) -> str:
-        number = _field(form, "numero")
+        number = form_field(form, "numero")
         invoice = await book.invoice_by_number(db, number)
-        text = _field(form, "montant")
+        text = form_field(form, "montant")
         if not text:
             raise ValueError(f"{number} : indiquez le montant du règlement.")
         amount = parse_amount(text)
@@ -106,7 +101,7 @@ async def record_payment(request: Request) -> Response:
 @router.post("/actions/litige")
 async def hold(request: Request) -> Response:
     async def body(db: AsyncSession, viewer: Viewer, form: FormData) -> str:
-        number, reason = _field(form, "numero"), _limited(form, "motif", 180, "Motif")
+        number, reason = form_field(form, "numero"), _limited(form, "motif", 180, "Motif")
         if not reason:
             raise ValueError(f"{number} : indiquez le motif du litige.")
         invoice = await book.invoice_by_number(db, number)
@@ -124,7 +119,7 @@ async def hold(request: Request) -> Response:
 @router.post("/actions/fin-litige")
 async def release(request: Request) -> Response:
     async def body(db: AsyncSession, viewer: Viewer, form: FormData) -> str:
-        number = _field(form, "numero")
+        number = form_field(form, "numero")
         invoice = await book.invoice_by_number(db, number)
         if not invoice.on_hold:
             raise ValueError(f"{number} : la facture n'est pas en litige.")
@@ -137,12 +132,12 @@ async def release(request: Request) -> Response:
 @router.post("/actions/note")
 async def add_note(request: Request) -> Response:
     async def body(db: AsyncSession, viewer: Viewer, form: FormData) -> str:
-        code, kind = _field(form, "client"), _field(form, "type") or "note"
+        code, kind = form_field(form, "client"), form_field(form, "type") or "note"
         if kind not in NOTE_KINDS:
             raise ValueError(f"type de note inconnu : {kind}")
         customer = await book.customer_by_code(db, code)
         text = _limited(form, "texte", 4000, "Échange")
-        if kind == "promise" or _field(form, "promesse_le"):
+        if kind == "promise" or form_field(form, "promesse_le"):
             on = _date_field(form, "promesse_le", None)
             if on is None:
                 raise ValueError(f"{code} : indiquez la date du règlement promis.")

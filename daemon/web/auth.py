@@ -105,6 +105,14 @@ async def csrf_form(request: Request) -> FormData:
     return form
 
 
+def form_field(form: FormData, name: str, *, strip: bool = True) -> str:
+    """A text field of a posted form ("" when absent, or a file)."""
+    value = form.get(name, "")
+    if not isinstance(value, str):
+        return ""
+    return value.strip() if strip else value
+
+
 async def changing_form(request: Request, needed: str) -> tuple[Viewer, FormData]:
     """A form that changes something: a logged-in user, this session's CSRF token, the role."""
     viewer = await page_viewer(request)

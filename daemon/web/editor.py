@@ -26,7 +26,7 @@ from relances.daemon.letters.mergefields import LETTER_FIELDS
 from relances.daemon.letters.pool import Renderer
 from relances.daemon.letters.templating import LANGUAGES, user_folder
 from relances.daemon.models import Invoice
-from relances.daemon.web.auth import PageViewer, changing_form, relances, session_of
+from relances.daemon.web.auth import PageViewer, changing_form, form_field, relances, session_of
 from relances.daemon.web.rendering import Pages
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,7 @@ def _choice(value: str, allowed: tuple[str, ...], default: str) -> str:
 
 
 def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value if isinstance(value, str) else ""
+    return form_field(form, name, strip=False)  # a template's spaces are its own
 
 
 def _where(form: FormData | Any) -> tuple[int, str]:

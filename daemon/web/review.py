@@ -20,7 +20,7 @@ from relances.daemon.dispatch import outbox
 from relances.daemon.dispatch.records import reminder_word
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger import book
-from relances.daemon.web.auth import PageViewer, changing_form, relances, session_of
+from relances.daemon.web.auth import PageViewer, changing_form, form_field, relances, session_of
 from relances.daemon.web.rendering import Pages
 from relances.daemon.web.sending import batch_running, send_now, start_batch
 
@@ -29,21 +29,16 @@ SHOWN = 500
 HERE = "/a-valider"
 
 
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
 def _requests(form: FormData) -> list[outbox.Request]:
     """The reminders a form names: one letter (``numero``), one customer's statement
     (``client``), or every one waiting (``tout``)."""
-    if _field(form, "tout") == "1":
+    if form_field(form, "tout") == "1":
         return [outbox.Request(review_only=True)]
-    if _field(form, "client"):
-        return [outbox.Request(customer=_field(form, "client"), statement=True,
+    if form_field(form, "client"):
+        return [outbox.Request(customer=form_field(form, "client"), statement=True,
                                review_only=True)]
-    if _field(form, "numero"):
-        return [outbox.Request(invoice=_field(form, "numero"), review_only=True)]
+    if form_field(form, "numero"):
+        return [outbox.Request(invoice=form_field(form, "numero"), review_only=True)]
     raise ValueError("Aucune relance désignée.")
 
 
@@ -90,10 +85,10 @@ async def approve(request: Request) -> Response:
         return RedirectResponse(HERE, status_code=303)
     if not ids:
         session_of(request).flash("Rien à envoyer : déjà envoyée, en file ou écartée.", "error")
-    elif _field(form, "tout") == "1":
+    elif form_field(form, "tout") == "1":
         start_batch(request, app, ids, already)
     else:
-        await send_now(request, app, ids, _field(form, "numero") or _field(form, "client"))
+        await send_now(request, app, ids, form_field(form, "numero") or form_field(form, "client"))
     return RedirectResponse(HERE, status_code=303)
 
 

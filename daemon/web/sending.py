@@ -36,7 +36,7 @@ from relances.daemon.letters.documents import prepare_letter, prepare_statement_
 from relances.daemon.letters.pool import Renderer
 from relances.daemon.models import utcnow
 from relances.daemon.storage import App
-from relances.daemon.web.auth import NotFound, PageViewer, changing_form, relances, session_of
+from relances.daemon.web.auth import NotFound, PageViewer, changing_form, form_field, relances, session_of
 from relances.daemon.web.guard import safe_return
 from relances.daemon.web.pages import document_lines
 from relances.daemon.web.rendering import Pages
@@ -44,11 +44,6 @@ from relances.daemon.web.rendering import Pages
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 SHOWN = 200  # changes listed by an escalation's dry run
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def renderer_of(request: Request) -> Renderer:
@@ -124,10 +119,10 @@ def held_back(settings: Any, customer: Any, invoice: Any, today: dt.date) -> str
 
 
 def _request(app: App, form: FormData, **kwargs: Any) -> outbox.Request:
-    channel = _field(form, "canal") or None
+    channel = form_field(form, "canal") or None
     if channel and channel not in app.settings.channels:
         raise LedgerError(f"le canal « {channel} » n'est pas configuré")
-    return outbox.Request(channel=channel, force=_field(form, "forcer") == "1", **kwargs)
+    return outbox.Request(channel=channel, force=form_field(form, "forcer") == "1", **kwargs)
 
 
 @router.get("/envoi/{number:path}")
@@ -197,8 +192,8 @@ async def send_one(request: Request) -> Response:
     viewer, form = await changing_form(request, "envoi")
     app = relances(request).as_user(viewer.name)
     session = session_of(request)
-    number = _field(form, "numero")
-    statement = _field(form, "document") == "releve"
+    number = form_field(form, "numero")
+    statement = form_field(form, "document") == "releve"
     try:
         async with app.sessions.begin() as db:
             invoice = await book.invoice_by_number(db, number)
@@ -220,14 +215,14 @@ async def send_one(request: Request) -> Response:
             await send_now(request, app, ids, number)
     except (LedgerError, ValueError) as exc:
         session.flash(str(exc), "error")
-    return RedirectResponse(safe_return(_field(form, "retour")), status_code=303)
+    return RedirectResponse(safe_return(form_field(form, "retour")), status_code=303)
 
 
 @router.post("/actions/reimpression")
 async def reprint_one(request: Request) -> Response:
     viewer, form = await changing_form(request, "envoi")
     app = relances(request).as_user(viewer.name)
-    number, channel = _field(form, "numero"), _field(form, "canal") or None
+    number, channel = form_field(form, "numero"), form_field(form, "canal") or None
     try:
         if channel and channel not in app.settings.channels:
             raise LedgerError(f"le canal « {channel} » n'est pas configuré")
@@ -236,7 +231,7 @@ async def reprint_one(request: Request) -> Response:
                                   f"({receipt.reference}).")
     except RelancesError as exc:
         session_of(request).flash(f"{number} : {exc}", "error")
-    return RedirectResponse(safe_return(_field(form, "retour")), status_code=303)
+    return RedirectResponse(safe_return(form_field(form, "retour")), status_code=303)
 
 
 @dataclass
@@ -273,12 +268,12 @@ async def send_many(request: Request) -> Response:
     viewer, form = await changing_form(request, "envoi")
     app = relances(request).as_user(viewer.name)
     session = session_of(request)
-    retour = safe_return(_field(form, "retour"))
+    retour = safe_return(form_field(form, "retour"))
     if batch_running(request):
         return RedirectResponse(retour, status_code=303)
-    statement = _field(form, "document") == "releve"
+    statement = form_field(form, "document") == "releve"
     numbers = [n.strip() for n in form.getlist("numeros") if isinstance(n, str) and n.strip()]
-    everything = _field(form, "tout") == "1"
+    everything = form_field(form, "tout") == "1"
     if not numbers and not everything:
         session.flash("Cochez au moins une facture, ou envoyez tout ce qui est dû.", "error")
         return RedirectResponse(retour, status_code=303)
@@ -360,8 +355,8 @@ async def escalate_from_screen(request: Request) -> Response:
     """Raise eligible invoices one level; with ``simulation``, show what would change first."""
     viewer, form = await changing_form(request, "envoi")
     app = relances(request)
-    code = _field(form, "client") or None
-    dry_run = _field(form, "simulation") == "1"
+    code = form_field(form, "client") or None
+    dry_run = form_field(form, "simulation") == "1"
     try:
         async with app.sessions.begin() as db:
             if code is not None:
