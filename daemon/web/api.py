@@ -10,17 +10,22 @@ dates ISO 8601.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from starlette.requests import Request
 
+from relances.daemon.config import MAX_AMOUNT
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger import book, promises, screens
-from relances.daemon.models import Customer, Invoice
+from relances.daemon.ledger.cells import CONTROL, INVOICE_LENGTHS
+from relances.daemon.ledger.readers import InvoiceRow, parse_emails
+from relances.daemon.ledger.reconcile import apply_invoices
+from relances.daemon.models import Customer, Invoice, RunRecord, utcnow
 from relances.daemon.web.auth import LoginRequired, Viewer, api_viewer, page_viewer, relances
 
 router = APIRouter(prefix="/api", tags=["relances"])
@@ -63,6 +68,55 @@ class NoteIn(BaseModel):
     promised_on: dt.date | None = Field(
         None, description="For a promise to pay: the day promised; reminders wait until "
                           "then and customers.promise_grace_days.")
+
+
+MAX_PUSHED = 10_000  # invoices in one request; more: several requests, or the export file
+_LENGTHS = INVOICE_LENGTHS
+
+
+def _text(value: str | None, field: str, required: bool = False) -> str | None:
+    """A text of the books: within its column's length, without control characters."""
+    if value is None or not value.strip():
+        if required:
+            raise ValueError(f"{field}: required")
+        return None
+    value = value.strip()
+    if CONTROL.search(value):
+        raise ValueError(f"{field}: a control character")
+    if len(value) > _LENGTHS[field]:
+        raise ValueError(f"{field}: longer than {_LENGTHS[field]} characters")
+    return value
+
+
+class InvoiceIn(BaseModel):
+    number: str
+    customer_code: str
+    customer_name: str
+    email: str | None = None
+    invoice_date: dt.date
+    due_date: dt.date
+    total: Decimal = Field(ge=0, le=MAX_AMOUNT, decimal_places=2)
+    remaining: Decimal = Field(ge=0, le=MAX_AMOUNT, decimal_places=2)
+    payment_method: str | None = None
+    level: int = Field(0, ge=0, le=3, description="Only for an invoice Relances never reminded.")
+
+    @model_validator(mode="after")
+    def _checked(self) -> InvoiceIn:
+        for name, field in (("number", "invoice_number"), ("customer_code", "customer_code"),
+                            ("customer_name", "customer_name")):
+            setattr(self, name, _text(getattr(self, name), field, required=True))
+        self.payment_method = _text(self.payment_method, "payment_method")
+        email = _text(self.email, "email")
+        self.email = parse_emails(email) if email else None
+        if self.remaining > self.total:
+            raise ValueError(f"remaining {self.remaining} is more than the total {self.total}")
+        return self
+
+
+class InvoicesIn(BaseModel):
+    invoices: list[InvoiceIn] = Field(min_length=1, max_length=MAX_PUSHED)
+    complete: bool = Field(False, description="The list is every open invoice: settle the "
+                                              "others (imports.complete_guard applies).")
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -154,6 +208,39 @@ async def customer(code: str, request: Request, viewer: Reader) -> dict[str, Any
         due = await book.amount_due(db, found)
         open_ = await screens.open_invoices_of(db, found)
     return {**_customer(found), "due": _money(due), "invoices": [_invoice(i) for i in open_]}
+
+
+@router.post("/invoices", summary="Push the books' open invoices, as an export file would")
+async def push_invoices(body: InvoicesIn, request: Request, viewer: Manager) -> dict[str, Any]:
+    """The same rules as ``relances import invoices``: all or nothing, a payment recorded
+    here is never undone, levels and "Relancé le" only for invoices never reminded here."""
+    seen: dict[str, int] = {}
+    for index, item in enumerate(body.invoices):
+        if item.number in seen:
+            raise HTTPException(422, f"invoices[{index}]: invoice {item.number} already "
+                                     f"appears at invoices[{seen[item.number]}]")
+        seen[item.number] = index
+    rows = [InvoiceRow(
+        customer_code=i.customer_code, customer_name=i.customer_name, affiliate_code=None,
+        email=i.email, number=i.number, invoice_date=i.invoice_date, due_date=i.due_date,
+        total=i.total, remaining=i.remaining, payment_method=i.payment_method, settlement=None,
+        assignment=None, representative=None, level=i.level, last_reminded_on=None,
+        pdf_path=None, where=f"invoices[{n}]") for n, i in enumerate(body.invoices)]
+    app = relances(request)
+    try:
+        async with app.sessions.begin() as db:
+            started = utcnow()
+            result = await apply_invoices(db, app.settings, rows, source=f"api:{viewer.name}",
+                                          user=viewer.name, complete=body.complete)
+            # The last import of the books, as the dashboard and `relances status` show it.
+            db.add(RunRecord(job="import:invoices", user=viewer.name, started_at=started,
+                             finished_at=utcnow(), host=socket.gethostname(),
+                             summary=f"API: {result}"[:2000], ok=True))
+    except LedgerError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"created": result.created, "updated": result.updated,
+            "unchanged": result.unchanged, "settled": result.settled,
+            "kept_lower": result.stale, "summary": str(result)}
 
 
 @router.post("/payments", status_code=201, summary="Record a payment on an invoice")

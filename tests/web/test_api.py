@@ -145,3 +145,51 @@ def test_the_openapi_description(client: TestClient, tokens: dict[str, str]) -> 
     client.headers.clear()
     Browser(client).login("lecture")
     assert client.get("/api/openapi.json").status_code == 200
+
+
+def _pushed(**changes: object) -> dict[str, object]:
+    row: dict[str, object] = {"number": "ERP-1", "customer_code": "ERP01", "customer_name": "Client ERP",
+                              "email": "compta@erp.example", "invoice_date": "2026-09-01",
+                              "due_date": "2026-10-01", "total": "120.00", "remaining": "120.00"}
+    return {**row, **changes}
+
+
+def test_an_erp_pushes_invoices_as_an_export_would(client: TestClient, people: Cli,
+                                                   tokens: dict[str, str]) -> None:
+    body = {"invoices": [_pushed(), _pushed(number="ERP-2", total="80", remaining="80")]}
+    assert client.post("/api/invoices", json=body, headers=bearer(tokens["lecture"])).status_code == 403
+    answer = client.post("/api/invoices", json=body, headers=bearer(tokens["gestion"]))
+    assert answer.status_code == 200 and answer.json()["created"] == 2, answer.text
+    again = client.post("/api/invoices", json=body, headers=bearer(tokens["gestion"])).json()
+    assert again["created"] == 0 and again["unchanged"] == 2
+    # A payment recorded here is not undone by a push that does not know it yet.
+    people(["pay", "ERP-1", "20"])
+    kept = client.post("/api/invoices", json=body, headers=bearer(tokens["gestion"])).json()
+    assert kept["kept_lower"] == 1
+    assert "100,00" in people(["invoice", "ERP-1"]).stdout
+    assert "invoices  API: 2 rows" in people(["status"]).stdout
+
+
+@pytest.mark.parametrize(("row", "said"), [
+    ({"remaining": "130.00"}, "more than the total"),
+    ({"total": "-1"}, "greater than or equal to 0"),
+    ({"number": "A\x01B"}, "control character"),
+    ({"customer_name": "x" * 300}, "longer than"),
+    ({"email": "pas une adresse"}, "email"),
+    ({"due_date": "31/02/2026"}, "due_date"),
+    ({"total": "1.005", "remaining": "1.005"}, "decimal"),
+])
+def test_a_bad_invoice_refuses_the_whole_push(client: TestClient, people: Cli, tokens: dict[str, str],
+                                              row: dict[str, object], said: str) -> None:
+    body = {"invoices": [_pushed(number="GOOD-1"), _pushed(**{"number": "BAD-1", **row})]}
+    answer = client.post("/api/invoices", json=body, headers=bearer(tokens["gestion"]))
+    assert answer.status_code == 422 and said in answer.text, answer.text
+    assert "no invoice numbered 'GOOD-1'" in people(["invoice", "GOOD-1"], ok=False).stderr
+
+
+def test_a_push_naming_one_invoice_twice_is_refused(client: TestClient, people: Cli,
+                                                    tokens: dict[str, str]) -> None:
+    body = {"invoices": [_pushed(), _pushed()]}
+    answer = client.post("/api/invoices", json=body, headers=bearer(tokens["gestion"]))
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "invoices[1]: invoice ERP-1 already appears at invoices[0]"
