@@ -189,6 +189,9 @@ class CustomerSettings(_Model):
     reply_pause_days: int = Field(14, ge=0, le=365)
     # Days after a promised payment date during which reminders still wait for it.
     promise_grace_days: int = Field(3, ge=0, le=90)
+    # Days between two contacts with a customer, whatever the invoice: a reminder
+    # sent on a day holds the next until that many days later; 0 or 1: no wait.
+    min_contact_days: int = Field(7, ge=0, le=90)
 
 
 class CompleteGuard(_Model):

@@ -69,7 +69,8 @@ async def _preview(app: App, request: outbox.Request) -> None:
 @as_of_option
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
 @click.option("--force", is_flag=True,
-              help="Send again what was already sent at the invoice's current level.")
+              help="Send again what was already sent at the invoice's current level, and "
+                   "do not wait for customers.min_contact_days.")
 @click.option("--retry-for", "retry_for", type=click.FloatRange(min=0), default=RETRY_FOR,
               show_default=True, metavar="SECONDS",
               help="Keep retrying what a transient failure left pending for this long; "

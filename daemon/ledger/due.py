@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import Settings
 from relances.daemon.ledger.policies import policy_name
-from relances.daemon.models import Customer, Invoice
+from relances.daemon.models import Customer, Invoice, Reminder
 
 
 def open_invoices() -> Any:
@@ -70,6 +70,22 @@ def at_least_minimum(settings: Settings, policy: ColumnElement[Any]) -> ColumnEl
     return not_(or_(*conditions)) if conditions else true()
 
 
+def contact_window(settings: Settings, as_of: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The ``customers.min_contact_days`` - 1 days before ``as_of``: a reminder sent then
+    makes the customer's next contact wait (one of the same day is the same contact)."""
+    days = settings.customers.min_contact_days
+    since = dt.datetime.combine(as_of - dt.timedelta(days=max(days - 1, 0)), dt.time(),
+                                settings.zone)
+    return since, dt.datetime.combine(as_of, dt.time(), settings.zone)
+
+
+def contacted_lately(settings: Settings, as_of: dt.date) -> Any:
+    """Customers a reminder reached within :func:`contact_window`."""
+    since, until = contact_window(settings, as_of)
+    return select(Reminder.customer_id).where(Reminder.sent_at >= since,
+                                              Reminder.sent_at < until)
+
+
 def due_letters(settings: Settings, *, as_of: dt.date, customer: str | None = None,
                 invoice: str | None = None, again: bool = False) -> Select[Any]:
     """Every invoice a letter is due for at its current level, as of ``as_of``.
@@ -77,12 +93,15 @@ def due_letters(settings: Settings, *, as_of: dt.date, customer: str | None = No
     Columns: ``id``, ``number``, ``customer_id``, ``level``, ``due_date``,
     ``policy`` (the name of the policy the customer falls under).  ``again``
     keeps the invoices whose reminder at that level has already been sent
-    (``send --force``).
+    (``send --force``), and the customers contacted within
+    ``customers.min_contact_days``.
     """
     policy = policy_name(settings)
     conditions = [Invoice.level >= 1, remindable(as_of), at_least_minimum(settings, policy)]
     if not again:
         conditions.append(not_yet_reminded(Invoice.level))
+        if settings.customers.min_contact_days > 1:
+            conditions.append(Invoice.customer_id.not_in(contacted_lately(settings, as_of)))
     if customer is not None:
         conditions.append(Customer.code == customer)
     if invoice is not None:

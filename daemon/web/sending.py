@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
+from sqlalchemy import func, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -32,9 +33,10 @@ from relances.daemon.dispatch.run import Dispatcher, Summary, record_run
 from relances.daemon.errors import LedgerError, RelancesError
 from relances.daemon.escalation.run import escalate
 from relances.daemon.ledger import book
+from relances.daemon.ledger.due import contact_window
 from relances.daemon.letters.documents import prepare_letter, prepare_statement_for
 from relances.daemon.letters.pool import Renderer
-from relances.daemon.models import utcnow
+from relances.daemon.models import Reminder, utcnow
 from relances.daemon.storage import App
 from relances.daemon.web.auth import NotFound, PageViewer, changing_form, form_field, relances, session_of
 from relances.daemon.web.guard import safe_return
@@ -118,6 +120,24 @@ def held_back(settings: Any, customer: Any, invoice: Any, today: dt.date) -> str
     return None
 
 
+async def contact_wait(db: Any, settings: Any, customer: Any, today: dt.date) -> str | None:
+    """Why the customer's next reminder waits for ``customers.min_contact_days``, or None."""
+    days = settings.customers.min_contact_days
+    if days <= 1:
+        return None
+    since, until = contact_window(settings, today)
+    last = await db.scalar(select(func.max(Reminder.sent_at)).where(
+        Reminder.customer_id == customer.id, Reminder.sent_at >= since, Reminder.sent_at < until))
+    if last is None:
+        return None
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+    day = last.astimezone(settings.zone).date()
+    return (f"le client a reçu une relance le {fmt.date(day)} : la suivante attend le "
+            f"{fmt.date(day + dt.timedelta(days=days))} (cochez « envoyer à nouveau » "
+            "pour l'envoyer quand même)")
+
+
 def _request(app: App, form: FormData, **kwargs: Any) -> outbox.Request:
     channel = form_field(form, "canal") or None
     if channel and channel not in app.settings.channels:
@@ -136,8 +156,9 @@ async def send_page(number: str, request: Request, viewer: PageViewer) -> Respon
             raise NotFound(f"Aucune facture n° « {number} ».") from None
         customer = await book.customer_of(session, invoice)
         sent = await sent_for(session, invoice)
+        why = held_back(app.settings, customer, invoice, app.settings.today()) or (
+            await contact_wait(session, app.settings, customer, app.settings.today()))
     policy = app.settings.policy(customer.policy)
-    why = held_back(app.settings, customer, invoice, app.settings.today())
     level = max(invoice.level, 1)
     rules = policy.level(level)
     pages: Pages = request.app.state.pages
@@ -205,7 +226,8 @@ async def send_one(request: Request) -> Response:
                       else _request(app, form, invoice=number))
             queued = await outbox.queue(db, app.settings, wanted, user=viewer.name)
             waiting = await outbox.waiting_for(db, wanted)
-            why = held_back(app.settings, customer, invoice, app.settings.today())
+            why = held_back(app.settings, customer, invoice, app.settings.today()) or (
+                await contact_wait(db, app.settings, customer, app.settings.today()))
         ids = sorted(set(queued.ids) | set(waiting))
         if not ids:
             session.flash(f"{number} : rien à envoyer, " + (

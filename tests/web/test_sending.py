@@ -213,3 +213,40 @@ def test_a_held_customer_is_said_why_nothing_leaves(as_role, people: Cli) -> Non
     said = messages(browser.get("/relances").text)
     assert any(m.startswith("Non envoyées : COD_F1023 : le client a promis") for m in said), said
     assert any(m.startswith("Envoi de 1 relance commencé") for m in said), said
+
+
+def test_the_send_page_says_when_the_customer_was_just_contacted(as_role, people: Cli) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    people(["set-level", "COD_F1023", "1"])
+    yesterday = dt.datetime.now(ZoneInfo("Europe/Paris")).date() - dt.timedelta(days=1)
+    people(["send", "--invoice", "COD_F1023"])
+    # As if it had left yesterday.
+    import asyncio
+
+    from sqlalchemy import update
+
+    from relances.daemon.models import Reminder
+    from relances.daemon.storage import App
+
+    async def backdate() -> None:
+        app = App.load(people.settings, "t")
+        try:
+            async with app.sessions.begin() as db:
+                await db.execute(update(Reminder).values(
+                    sent_at=dt.datetime.combine(yesterday, dt.time(10), ZoneInfo("Europe/Paris"))))
+        finally:
+            await app.close()
+
+    asyncio.run(backdate())
+    people(["set-level", "COD_F1023", "2"])
+    browser = as_role("envoi")
+    page = browser.get("/envoi/COD_F1023").text
+    wait = (yesterday + dt.timedelta(days=7)).strftime("%d/%m/%Y")
+    assert (f"le client a reçu une relance le {yesterday:%d/%m/%Y} : la suivante attend le "
+            f"{wait}") in page
+    browser.post("/actions/envoi", {"numero": "COD_F1023", "retour": "/relances"})
+    assert any("la suivante attend le" in m for m in messages(browser.get("/relances").text))
+    browser.post("/actions/envoi", {"numero": "COD_F1023", "forcer": "1", "retour": "/relances"})
+    assert "COD_F1023 : 1 envoyée (archive : 1)." in messages(browser.get("/relances").text)
