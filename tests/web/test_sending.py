@@ -202,7 +202,7 @@ def test_a_held_customer_is_said_why_nothing_leaves(as_role, people: Cli) -> Non
     people(["note", "DAN01", "promis", "--promise", day.isoformat()])
     browser = as_role("envoi")
     page = browser.get("/envoi/COD_F1023").text
-    assert f"Aucune relance ne partira : le client a promis de régler le {day:%d/%m/%Y}" in page
+    assert f"Pas de relance aujourd'hui : le client a promis de régler le {day:%d/%m/%Y}" in page
     browser.post("/actions/envoi", {"numero": "COD_F1023", "forcer": "1", "retour": "/relances"})
     [said] = messages(browser.get("/relances").text)
     assert said.startswith(f"COD_F1023 : rien à envoyer, le client a promis de régler le "
