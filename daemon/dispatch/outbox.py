@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, String, and_, case, cast, func, literal, o
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relances.daemon.config import DaemonSettings, Settings
-from relances.daemon.ledger.due import contacted_lately, due_letters, remindable
+from relances.daemon.ledger.due import contact_waited, due_letters, remindable
 from relances.daemon.models import Customer, Invoice, Reminder, utcnow
 from relances.daemon.storage import upsert
 
@@ -156,10 +156,9 @@ async def queue_statements(session: AsyncSession, settings: Settings, request: R
         return Queued()
     conditions = [Invoice.level >= 1, remindable(as_of), *_filters(request)]
     if not request.force:
-        conditions.append(or_(Invoice.last_reminded_level.is_(None),
-                              Invoice.last_reminded_level < Invoice.level))
-        if settings.customers.min_contact_days > 1:
-            conditions.append(Invoice.customer_id.not_in(contacted_lately(settings, as_of)))
+        conditions += [or_(Invoice.last_reminded_level.is_(None),
+                           Invoice.last_reminded_level < Invoice.level),
+                       *contact_waited(settings, as_of)]
     due_customers = select(Invoice.customer_id).where(*conditions).distinct()
     customers = (await session.execute(
         select(Customer).where(Customer.id.in_(due_customers)).order_by(Customer.code)

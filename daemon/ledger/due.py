@@ -79,11 +79,14 @@ def contact_window(settings: Settings, as_of: dt.date) -> tuple[dt.datetime, dt.
     return since, dt.datetime.combine(as_of, dt.time(), settings.zone)
 
 
-def contacted_lately(settings: Settings, as_of: dt.date) -> Any:
-    """Customers a reminder reached within :func:`contact_window`."""
+def contact_waited(settings: Settings, as_of: dt.date) -> list[ColumnElement[bool]]:
+    """The condition that the invoice's customer was not reached within
+    :func:`contact_window` (none when ``customers.min_contact_days`` is 0 or 1)."""
+    if settings.customers.min_contact_days <= 1:
+        return []
     since, until = contact_window(settings, as_of)
-    return select(Reminder.customer_id).where(Reminder.sent_at >= since,
-                                              Reminder.sent_at < until)
+    return [Invoice.customer_id.not_in(select(Reminder.customer_id).where(
+        Reminder.sent_at >= since, Reminder.sent_at < until))]
 
 
 def due_letters(settings: Settings, *, as_of: dt.date, customer: str | None = None,
@@ -99,9 +102,7 @@ def due_letters(settings: Settings, *, as_of: dt.date, customer: str | None = No
     policy = policy_name(settings)
     conditions = [Invoice.level >= 1, remindable(as_of), at_least_minimum(settings, policy)]
     if not again:
-        conditions.append(not_yet_reminded(Invoice.level))
-        if settings.customers.min_contact_days > 1:
-            conditions.append(Invoice.customer_id.not_in(contacted_lately(settings, as_of)))
+        conditions += [not_yet_reminded(Invoice.level), *contact_waited(settings, as_of)]
     if customer is not None:
         conditions.append(Customer.code == customer)
     if invoice is not None:

@@ -10,7 +10,6 @@ dates ISO 8601.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -23,9 +22,10 @@ from relances.daemon.config import MAX_AMOUNT
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger import book, promises, screens
 from relances.daemon.ledger.cells import CONTROL, INVOICE_LENGTHS
+from relances.daemon.ledger.imports import import_run
 from relances.daemon.ledger.readers import InvoiceRow, parse_emails
 from relances.daemon.ledger.reconcile import apply_invoices
-from relances.daemon.models import Customer, Invoice, RunRecord, utcnow
+from relances.daemon.models import Customer, Invoice, utcnow
 from relances.daemon.web.auth import LoginRequired, Viewer, api_viewer, page_viewer, relances
 
 router = APIRouter(prefix="/api", tags=["relances"])
@@ -233,9 +233,8 @@ async def push_invoices(body: InvoicesIn, request: Request, viewer: Manager) -> 
             result = await apply_invoices(db, app.settings, rows, source=f"api:{viewer.name}",
                                           user=viewer.name, complete=body.complete)
             # The last import of the books, as the dashboard and `relances status` show it.
-            db.add(RunRecord(job="import:invoices", user=viewer.name, started_at=started,
-                             finished_at=utcnow(), host=socket.gethostname(),
-                             summary=f"API: {result}"[:2000], ok=True))
+            db.add(import_run(source="invoices", user=viewer.name, started=started,
+                              summary=f"API: {result}"))
     except LedgerError as exc:
         raise HTTPException(422, str(exc)) from None
     return {"created": result.created, "updated": result.updated,

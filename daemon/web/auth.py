@@ -4,12 +4,15 @@ token for the API, and the role every action checks on the server."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
+from relances.daemon.errors import LedgerError
+from relances.daemon.ledger import book
+from relances.daemon.models import Invoice
 from relances.daemon.storage import App
 from relances.daemon.web import accounts
 from relances.daemon.web.sessions import Session, fingerprint
@@ -36,6 +39,14 @@ class CsrfRefused(Exception):
 
 class NotFound(Exception):
     """No customer or invoice by that code or number."""
+
+
+async def invoice_or_404(session: Any, number: str) -> Invoice:
+    """The invoice a page's address names, else the French "Introuvable" page."""
+    try:
+        return await book.invoice_by_number(session, number)
+    except LedgerError:
+        raise NotFound(f"Aucune facture n° « {number} ».") from None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from relances.daemon.dispatch.reprint import Sent, sent_for, sent_to
 from relances.daemon.errors import LedgerError
 from relances.daemon.ledger import book, screens
 from relances.daemon.ledger.parsing import parse_amount
-from relances.daemon.web.auth import NotFound, PageViewer, relances
+from relances.daemon.web.auth import NotFound, PageViewer, invoice_or_404, relances
 from relances.daemon.web.rendering import Pages
 
 router = APIRouter(include_in_schema=False)
@@ -156,10 +156,7 @@ async def invoice_copy_pdf(number: str, request: Request, viewer: PageViewer) ->
     """The copy of the invoice, as a level that joins it would join it."""
     app = relances(request)
     async with app.sessions() as session:
-        try:
-            invoice = await book.invoice_by_number(session, number)
-        except LedgerError:
-            raise NotFound(f"Aucune facture n° « {number} ».") from None
+        invoice = await invoice_or_404(session, number)
     path = invoice_copy(app, invoice)
     if path is None:
         raise NotFound(f"Aucune copie de la facture {number} dans le dossier des factures.")
@@ -173,10 +170,7 @@ async def invoice_detail(number: str, request: Request,
     app = relances(request)
     today = app.settings.today()
     async with app.sessions() as session:
-        try:
-            invoice = await book.invoice_by_number(session, number)
-        except LedgerError:
-            raise NotFound(f"Aucune facture n° « {number} ».") from None
+        invoice = await invoice_or_404(session, number)
         customer = await book.customer_of(session, invoice)
         steps = await book.invoice_history(session, invoice.id)
         payments = await screens.payments_of(session, invoice)

@@ -38,7 +38,15 @@ from relances.daemon.letters.documents import prepare_letter, prepare_statement_
 from relances.daemon.letters.pool import Renderer
 from relances.daemon.models import Reminder, utcnow
 from relances.daemon.storage import App
-from relances.daemon.web.auth import NotFound, PageViewer, changing_form, form_field, relances, session_of
+from relances.daemon.web.auth import (
+    NotFound,
+    PageViewer,
+    changing_form,
+    form_field,
+    invoice_or_404,
+    relances,
+    session_of,
+)
 from relances.daemon.web.guard import safe_return
 from relances.daemon.web.pages import document_lines
 from relances.daemon.web.rendering import Pages
@@ -150,10 +158,7 @@ async def send_page(number: str, request: Request, viewer: PageViewer) -> Respon
     viewer.require("envoi")
     app = relances(request)
     async with app.sessions() as session:
-        try:
-            invoice = await book.invoice_by_number(session, number)
-        except LedgerError:
-            raise NotFound(f"Aucune facture n° « {number} ».") from None
+        invoice = await invoice_or_404(session, number)
         customer = await book.customer_of(session, invoice)
         sent = await sent_for(session, invoice)
         why = held_back(app.settings, customer, invoice, app.settings.today()) or (
