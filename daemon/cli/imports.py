@@ -10,7 +10,6 @@ change and writes nothing.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +23,7 @@ from relances.daemon.cli.main import async_command
 from relances.daemon.cli.options import FILE
 from relances.daemon.ledger import imports, infiles
 from relances.daemon.ledger.reconcile import InvoiceImport
-from relances.daemon.models import RunRecord, utcnow
+from relances.daemon.models import utcnow
 from relances.daemon.storage import App
 
 T = TypeVar("T")
@@ -60,9 +59,8 @@ async def _in_transaction(app: App, dry_run: bool, body: Callable[[AsyncSession]
             result = await body(session)
             if source is not None:
                 name = Path(file).name if file else source
-                session.add(RunRecord(job=f"import:{source}", user=app.user, started_at=started,
-                                      finished_at=utcnow(), host=socket.gethostname(),
-                                      summary=f"{name}: {result}"[:2000], ok=True))
+                session.add(imports.import_run(source=source, user=app.user, started=started,
+                                               summary=f"{name}: {result}"))
                 await session.flush()
         except BaseException:
             await transaction.rollback()

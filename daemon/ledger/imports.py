@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import socket
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -34,7 +35,7 @@ from relances.daemon.ledger.kinds import KIND_LABELS, implied_kind
 from relances.daemon.ledger.readers import customer_rows, payment_rows
 from relances.daemon.ledger.reconcile import InvoiceImport, apply_invoices
 from relances.daemon.ledger.statuses import CdarImport, apply_statuses
-from relances.daemon.models import Customer, CustomerIban, Invoice, Payment
+from relances.daemon.models import Customer, CustomerIban, Invoice, Payment, RunRecord, utcnow
 
 CHUNK = 500
 
@@ -50,6 +51,15 @@ class ImportResult:
         return (f"{self.created + self.updated + self.unchanged} rows: {self.created} new, "
                 f"{self.updated} updated, {self.unchanged} unchanged; "
                 f"{self.customers} customers")
+
+
+def import_run(*, source: str | None, user: str, started: dt.datetime, summary: str,
+               ok: bool = True) -> RunRecord:
+    """The record of one import, ``import:SOURCE``, as ``relances status`` and the web
+    screen's dashboard show the last of each source; the caller adds it to its session."""
+    return RunRecord(job=f"import:{source or 'unknown'}", user=user, started_at=started,
+                     finished_at=utcnow(), host=socket.gethostname(), summary=summary[:2000],
+                     ok=ok)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:

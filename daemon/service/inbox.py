@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from relances.daemon.bank.apply import import_statement
 from relances.daemon.bank.read import read_statement, statement_format
 from relances.daemon.errors import LedgerError, RelancesError
 from relances.daemon.ledger import infiles
-from relances.daemon.ledger.imports import import_any
+from relances.daemon.ledger.imports import import_any, import_run
 from relances.daemon.ledger.sources import source_of
-from relances.daemon.models import RunRecord, utcnow
+from relances.daemon.models import utcnow
 from relances.daemon.storage import App
 
 log = logging.getLogger(__name__)
@@ -134,6 +133,5 @@ class Inbox:
     async def _record(self, source: str | None, summary: str, started: dt.datetime, *,
                       ok: bool) -> None:
         async with self.app.sessions.begin() as session:
-            session.add(RunRecord(job=f"import:{source or 'unknown'}", user=self.app.user,
-                                  started_at=started, finished_at=utcnow(),
-                                  host=socket.gethostname(), summary=summary[:2000], ok=ok))
+            session.add(import_run(source=source, user=self.app.user, started=started,
+                                   summary=summary, ok=ok))
